@@ -1,0 +1,301 @@
+//! Request and response bodies of the JSON API under `/api/v1`. Plain serde types: the server, the
+//! phone and the tests all speak through these.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::session::{AlarmKind, ApprovalStatus, Outcome, SessionStatus};
+use crate::{Coordinates, EscalationStep, RiskAssessment, Role, Timestamp};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub user: UserView,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserView {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub school_name: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub line_manager_id: Option<Uuid>,
+    pub active: bool,
+    /// Whether the user has set an end-of-visit PIN (the PIN itself is never sent back).
+    pub has_pin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    pub roles: Vec<Role>,
+    pub line_manager_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportReport {
+    pub imported: usize,
+    pub users: Vec<UserView>,
+}
+
+/// One rejected CSV row: its line number in the file and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// The body of a refused CSV import: every bad row, and nothing was imported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportErrors {
+    pub code: String,
+    pub message: String,
+    pub rows: Vec<RowError>,
+}
+
+/// The end-of-visit PINs: the safe PIN ends normally; the duress PIN looks the same on the phone but
+/// raises a silent alarm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetPinsRequest {
+    pub safe_pin: String,
+    pub duress_pin: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlanSessionRequest {
+    /// `home_visit`, `offsite_meeting`, `on_site_alone` or `travel`.
+    pub kind: String,
+    /// For home visits: `safe_and_well`, `procedural`, `education` or `other`.
+    pub sub_kind: Option<String>,
+    pub companion_id: Option<Uuid>,
+    pub address: String,
+    pub location: Option<Coordinates>,
+    pub geofence_radius_m: Option<i64>,
+    pub pupil_reference: Option<String>,
+    #[serde(default)]
+    pub household_notes: String,
+    pub planned_start: Timestamp,
+    pub expected_duration_minutes: i64,
+    pub check_in_interval_minutes: Option<i64>,
+    /// Defaults to the school's default plan.
+    pub escalation_plan_id: Option<Uuid>,
+    pub risk_assessment: RiskAssessment,
+    /// Ask for approval at once when the school's rules require it (the default).
+    #[serde(default = "yes")]
+    pub submit_for_approval: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApprovalView {
+    pub status: ApprovalStatus,
+    pub reason: Option<String>,
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionView {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub worker_id: Uuid,
+    pub worker_name: String,
+    pub companion_id: Option<Uuid>,
+    pub kind: String,
+    pub sub_kind: Option<String>,
+    pub address: String,
+    pub location: Option<Coordinates>,
+    pub geofence_radius_m: i64,
+    pub pupil_reference: Option<String>,
+    pub household_notes: String,
+    pub planned_start: Timestamp,
+    pub expected_duration_minutes: i64,
+    pub check_in_interval_minutes: Option<i64>,
+    pub escalation_plan_id: Uuid,
+    pub risk_assessment: RiskAssessment,
+    pub approval: ApprovalView,
+    pub status: SessionStatus,
+    /// Present only to leaders, the DSL and admins: the worker's own phone never learns of a duress alarm.
+    pub alarm: Option<AlarmKind>,
+    pub deadline: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub last_check_in: Option<Timestamp>,
+    pub late_check_ins: i64,
+    pub outcome: Option<Outcome>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectRequest {
+    pub reason: String,
+}
+
+/// What the worker's phone reports, each with a client-generated id and the time it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEventKind {
+    Start { location: Option<Coordinates> },
+    CheckIn,
+    Extend { minutes: i64 },
+    End,
+    /// Ending with a PIN: the server tells the safe PIN from the duress PIN.
+    EndWithPin { pin: String },
+    Panic { location: Option<Coordinates> },
+    Outcome { outcome: Outcome },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientEvent {
+    pub id: Uuid,
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: ClientEventKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventBatch {
+    pub events: Vec<ClientEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventBatchResponse {
+    /// Events stored and applied by this request.
+    pub applied: Vec<Uuid>,
+    /// Events the server already had: nothing changed for them.
+    pub duplicates: Vec<Uuid>,
+    pub session: SessionView,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LocationPing {
+    pub id: Uuid,
+    pub at: Timestamp,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub battery_percent: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PingBatch {
+    pub pings: Vec<LocationPing>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PingBatchResponse {
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutcomeRequest {
+    /// Optional client-generated id, so a resent form is recorded once.
+    pub id: Option<Uuid>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EscalationPlanView {
+    pub id: Uuid,
+    pub name: String,
+    pub is_default: bool,
+    pub steps: Vec<EscalationStep>,
+    pub repeat_every_seconds: i64,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EscalationPlanRequest {
+    pub name: String,
+    pub steps: Vec<EscalationStep>,
+    pub repeat_every_seconds: Option<i64>,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+/// The school's rules for what a visit needs before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApprovalRules {
+    pub safe_and_well_needs_approval: bool,
+    /// Visits at or above this overall risk need approval; `null` means risk alone never does.
+    pub approval_from_risk: Option<crate::RiskLevel>,
+    pub high_risk_needs_companion: bool,
+}
+
+impl Default for ApprovalRules {
+    fn default() -> Self {
+        Self {
+            safe_and_well_needs_approval: true,
+            approval_from_risk: Some(crate::RiskLevel::Medium),
+            high_risk_needs_companion: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditChainReport {
+    pub intact: bool,
+    pub entries: i64,
+    /// The first entry whose hash does not match its contents or its predecessor.
+    pub first_broken_seq: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: String,
+}

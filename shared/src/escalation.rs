@@ -1,0 +1,185 @@
+//! The school's "agreed plan": what happens, and to whom, when a worker does not report in.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{FieldError, Role};
+
+/// Who a step notifies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Recipient {
+    /// The lone worker themself ("please check in now").
+    Worker,
+    /// The worker's line manager.
+    LineManager,
+    /// Everyone in the school with this role.
+    Role { role: Role },
+    /// A named person.
+    User { user_id: Uuid },
+}
+
+/// How a step reaches its recipients. Web Push today; further channels plug in here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Push,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EscalationStep {
+    /// Seconds after the trigger (the missed deadline) at which this step fires.
+    pub delay_seconds: i64,
+    pub recipients: Vec<Recipient>,
+    #[serde(default = "default_channels")]
+    pub channels: Vec<Channel>,
+    /// What the recipient is asked to do, shown with the alert.
+    pub instruction: String,
+}
+
+fn default_channels() -> Vec<Channel> {
+    vec![Channel::Push]
+}
+
+fn default_repeat() -> i64 {
+    EscalationPlan::DEFAULT_REPEAT_SECONDS
+}
+
+/// A validated plan: named, at least one step, delays non-negative and in order, every step with a
+/// recipient and an instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EscalationPlan {
+    pub name: String,
+    pub steps: Vec<EscalationStep>,
+    /// After the last step, the alert repeats to every leader this often until someone takes ownership.
+    #[serde(default = "default_repeat")]
+    pub repeat_every_seconds: i64,
+}
+
+impl EscalationPlan {
+    pub const MAX_STEPS: usize = 20;
+    pub const MAX_DELAY_SECONDS: i64 = 24 * 3600;
+    pub const DEFAULT_REPEAT_SECONDS: i64 = 300;
+
+    pub fn parse(name: &str, steps: Vec<EscalationStep>, repeat_every_seconds: i64) -> Result<Self, FieldError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(FieldError::new("name", "a plan needs a name of 1 to 100 characters"));
+        }
+        if steps.is_empty() {
+            return Err(FieldError::new("steps", "a plan needs at least one step"));
+        }
+        if steps.len() > Self::MAX_STEPS {
+            return Err(FieldError::new("steps", format!("a plan has at most {} steps", Self::MAX_STEPS)));
+        }
+        if !(1..=Self::MAX_DELAY_SECONDS).contains(&repeat_every_seconds) {
+            return Err(FieldError::new("repeat_every_seconds", "the repeat interval must be between 1 second and 24 hours"));
+        }
+        let mut previous = 0;
+        let mut cleaned = Vec::with_capacity(steps.len());
+        for (index, mut step) in steps.into_iter().enumerate() {
+            let n = index + 1;
+            if step.delay_seconds < 0 {
+                return Err(FieldError::new("steps", format!("step {n}: the delay cannot be negative")));
+            }
+            if step.delay_seconds > Self::MAX_DELAY_SECONDS {
+                return Err(FieldError::new("steps", format!("step {n}: the delay is more than 24 hours")));
+            }
+            if step.delay_seconds < previous {
+                return Err(FieldError::new("steps", format!("step {n}: steps must be in order of their delay")));
+            }
+            previous = step.delay_seconds;
+            if step.recipients.is_empty() {
+                return Err(FieldError::new("steps", format!("step {n}: a step needs at least one recipient")));
+            }
+            step.instruction = step.instruction.trim().to_string();
+            if step.instruction.is_empty() {
+                return Err(FieldError::new("steps", format!("step {n}: a step needs an instruction for its recipients")));
+            }
+            if step.instruction.chars().count() > 500 {
+                return Err(FieldError::new("steps", format!("step {n}: the instruction is longer than 500 characters")));
+            }
+            if step.channels.is_empty() {
+                step.channels = default_channels();
+            }
+            step.recipients.dedup();
+            cleaned.push(step);
+        }
+        Ok(Self { name: name.to_string(), steps: cleaned, repeat_every_seconds })
+    }
+
+    /// The plan every new school starts with, from the lone-working policy's escalation.
+    pub fn school_default() -> Self {
+        let step = |minutes: i64, recipients: Vec<Recipient>, instruction: &str| EscalationStep {
+            delay_seconds: minutes * 60,
+            recipients,
+            channels: default_channels(),
+            instruction: instruction.to_string(),
+        };
+        Self {
+            name: "Default plan".to_string(),
+            steps: vec![
+                step(0, vec![Recipient::Worker], "You have missed a check-in. Check in now, or press panic if you need help."),
+                step(5, vec![Recipient::LineManager], "Phone the worker now. If you cannot reach them, take ownership of this alert."),
+                step(
+                    15,
+                    vec![Recipient::Role { role: Role::Dsl }, Recipient::Role { role: Role::Leader }],
+                    "The worker has not responded for 15 minutes. Phone them and the visit address; take ownership.",
+                ),
+                step(
+                    30,
+                    vec![Recipient::Role { role: Role::Leader }],
+                    "Call 999 now and give the police these visit details.",
+                ),
+            ],
+            repeat_every_seconds: Self::DEFAULT_REPEAT_SECONDS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(delay_seconds: i64) -> EscalationStep {
+        EscalationStep { delay_seconds, recipients: vec![Recipient::Worker], channels: vec![], instruction: "Check in".into() }
+    }
+
+    #[test]
+    fn default_plan_is_valid() {
+        let plan = EscalationPlan::school_default();
+        assert_eq!(EscalationPlan::parse(&plan.name, plan.steps.clone(), plan.repeat_every_seconds).unwrap(), plan);
+    }
+
+    #[test]
+    fn rejects_bad_plans() {
+        assert_eq!(EscalationPlan::parse("", vec![step(0)], 60).unwrap_err().field, "name");
+        assert_eq!(EscalationPlan::parse("p", vec![], 60).unwrap_err().field, "steps");
+        assert!(EscalationPlan::parse("p", vec![step(-1)], 60).unwrap_err().message.contains("negative"));
+        assert!(EscalationPlan::parse("p", vec![step(10), step(5)], 60).unwrap_err().message.contains("step 2"));
+        let mut no_recipient = step(0);
+        no_recipient.recipients.clear();
+        assert!(EscalationPlan::parse("p", vec![no_recipient], 60).unwrap_err().message.contains("recipient"));
+        let mut no_instruction = step(0);
+        no_instruction.instruction = "  ".into();
+        assert!(EscalationPlan::parse("p", vec![no_instruction], 60).unwrap_err().message.contains("instruction"));
+        assert_eq!(EscalationPlan::parse("p", vec![step(0)], 0).unwrap_err().field, "repeat_every_seconds");
+    }
+
+    #[test]
+    fn empty_channels_default_to_push() {
+        let plan = EscalationPlan::parse("p", vec![step(0)], 60).unwrap();
+        assert_eq!(plan.steps[0].channels, vec![Channel::Push]);
+    }
+
+    #[test]
+    fn recipients_round_trip_as_tagged_json() {
+        let json = serde_json::to_string(&Recipient::Role { role: Role::Dsl }).unwrap();
+        assert_eq!(json, r#"{"type":"role","role":"dsl"}"#);
+        assert_eq!(serde_json::from_str::<Recipient>(r#"{"type":"line_manager"}"#).unwrap(), Recipient::LineManager);
+    }
+}
