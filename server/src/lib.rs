@@ -1,0 +1,19 @@
+//! The Homeward server: API, auth, storage and (soon) the escalation scheduler.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod configuration;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod import;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use homeward_shared::Timestamp;

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::session::{AlarmKind, ApprovalStatus, Outcome, SessionStatus};
-use crate::{Coordinates, EscalationStep, RiskAssessment, Role, Timestamp};
+use chrono::{DateTime, Utc};
+
+use crate::{Coordinates, EscalationStep, RiskAssessment, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -19,7 +21,7 @@ pub struct LoginRequest {
 pub struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
-    pub expires_at: Timestamp,
+    pub expires_at: DateTime<Utc>,
     pub user: UserView,
 }
 
@@ -95,7 +97,7 @@ pub struct PlanSessionRequest {
     pub pupil_reference: Option<String>,
     #[serde(default)]
     pub household_notes: String,
-    pub planned_start: Timestamp,
+    pub planned_start: DateTime<Utc>,
     pub expected_duration_minutes: i64,
     pub check_in_interval_minutes: Option<i64>,
     /// Defaults to the school's default plan.
@@ -116,7 +118,7 @@ pub struct ApprovalView {
     pub status: ApprovalStatus,
     pub reason: Option<String>,
     pub decided_by: Option<Uuid>,
-    pub decided_at: Option<Timestamp>,
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,7 +136,7 @@ pub struct SessionView {
     pub geofence_radius_m: i64,
     pub pupil_reference: Option<String>,
     pub household_notes: String,
-    pub planned_start: Timestamp,
+    pub planned_start: DateTime<Utc>,
     pub expected_duration_minutes: i64,
     pub check_in_interval_minutes: Option<i64>,
     pub escalation_plan_id: Uuid,
@@ -143,13 +145,13 @@ pub struct SessionView {
     pub status: SessionStatus,
     /// Present only to leaders, the DSL and admins: the worker's own phone never learns of a duress alarm.
     pub alarm: Option<AlarmKind>,
-    pub deadline: Option<Timestamp>,
-    pub started_at: Option<Timestamp>,
-    pub ended_at: Option<Timestamp>,
-    pub last_check_in: Option<Timestamp>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub last_check_in: Option<DateTime<Utc>>,
     pub late_check_ins: i64,
     pub outcome: Option<Outcome>,
-    pub created_at: Timestamp,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,7 +179,7 @@ pub enum ClientEventKind {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientEvent {
     pub id: Uuid,
-    pub at: Timestamp,
+    pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: ClientEventKind,
 }
@@ -202,7 +204,7 @@ pub struct EventBatchResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LocationPing {
     pub id: Uuid,
-    pub at: Timestamp,
+    pub at: DateTime<Utc>,
     pub latitude: f64,
     pub longitude: f64,
     pub accuracy_m: f64,
@@ -238,7 +240,7 @@ pub struct EscalationPlanView {
     pub is_default: bool,
     pub steps: Vec<EscalationStep>,
     pub repeat_every_seconds: i64,
-    pub updated_at: Timestamp,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -275,7 +277,7 @@ impl Default for ApprovalRules {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: i64,
-    pub at: Timestamp,
+    pub at: DateTime<Utc>,
     pub actor_id: Option<Uuid>,
     pub action: String,
     pub subject: String,

@@ -1,0 +1,96 @@
+//! Who is calling: passwords, bearer tokens, the signed-in user extractor, and the login rate limit.
+
+pub mod password;
+pub mod rate_limit;
+pub mod token;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, web};
+use homeward_shared::Role;
+use uuid::Uuid;
+
+use crate::clock::to_millis;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The signed-in user, taken from `Authorization: Bearer <token>`. Every handler that needs a user
+/// takes this, so no endpoint can forget to check.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub school_id: Uuid,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub token_hash: String,
+}
+
+impl AuthUser {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.has(*r))
+    }
+
+    /// Refuse unless the user holds one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &'static str) -> Result<(), ApiError> {
+        if self.has_any(roles) { Ok(()) } else { Err(ApiError::Forbidden(what)) }
+    }
+
+    /// Leaders, the DSL and admins see the whole school's sessions.
+    pub fn oversees_school(&self) -> bool {
+        self.has_any(&[Role::Leader, Role::Dsl, Role::Admin])
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("app state missing")))?;
+            let header = header.ok_or(ApiError::Unauthorized("no bearer token was sent"))?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`"))?;
+            let token_hash = token::hash(token.trim());
+            let row: Option<(String, String, String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+                "select u.user_id, u.school_id, u.name, u.roles, t.expires_at, t.revoked_at, u.active \
+                 from access_tokens t join users u on u.user_id = t.user_id where t.token_hash = $1",
+            )
+            .bind(&token_hash)
+            .fetch_optional(&state.db.pool)
+            .await?;
+            let Some((user_id, school_id, name, roles, expires_at, revoked_at, active)) = row else {
+                return Err(ApiError::Unauthorized("the token is not valid"));
+            };
+            if revoked_at.is_some() {
+                return Err(ApiError::Unauthorized("you have signed out; sign in again"));
+            }
+            if expires_at <= to_millis(state.clock.now()) {
+                return Err(ApiError::Unauthorized("your sign-in has expired; sign in again"));
+            }
+            if active == 0 {
+                return Err(ApiError::Unauthorized("this account has been deactivated"));
+            }
+            Ok(AuthUser {
+                user_id: parse_id(&user_id)?,
+                school_id: parse_id(&school_id)?,
+                name,
+                roles: crate::store::users::decode_roles(&roles),
+                token_hash,
+            })
+        })
+    }
+}
+
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|e| ApiError::Unexpected(anyhow::anyhow!("bad id `{raw}` in the database: {e}")))
+}

@@ -1,0 +1,34 @@
+//! Settings from flags or the environment (`homeward --help` lists them all).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, global = true, env = "HOMEWARD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Database: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: a SQLite file in the data dir.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where the SQLite file and generated keys are kept.
+    #[arg(long, global = true, env = "HOMEWARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// How long a sign-in lasts before the user must sign in again.
+    #[arg(long, global = true, env = "HOMEWARD_TOKEN_TTL_HOURS", default_value_t = 12)]
+    pub token_ttl_hours: i64,
+    /// Largest request body accepted, in kilobytes.
+    #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
+    pub max_body_kb: usize,
+}
+
+impl Settings {
+    /// The database URL to use, creating the data directory for the SQLite default.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("homeward.db").display()))
+    }
+}

@@ -1,0 +1,130 @@
+//! The database: SQLite (embedded default) or PostgreSQL, behind sqlx's `Any` driver so every query is
+//! written once. Times are stored as unix milliseconds and ids as UUID text on both.
+
+mod migrations;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// SQLite has one writer: writes queue here instead of failing with "database is locked".
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it also holds the single-writer gate until it ends.
+pub struct WriteTx {
+    pub tx: Transaction<'static, Any>,
+    pub backend: Backend,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// `for update` where the database has row locks (PostgreSQL); SQLite's single writer already
+    /// serialises writers.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Db {
+    /// Connect and bring the schema up to date. A SQLite file is created on first start.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://, got `{}`", redact(url));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "pragma journal_mode = wal",
+                                "pragma synchronous = full",
+                                "pragma foreign_keys = on",
+                                "pragma busy_timeout = 10000",
+                            ] {
+                                conn.execute(pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await,
+        }
+        .with_context(|| format!("could not open the database at {}", redact(url)))?;
+        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let db = Db { pool, backend, write_gate };
+        migrations::run(&db).await.context("could not migrate the database")?;
+        Ok(db)
+    }
+
+    pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, backend: self.backend, _gate: gate })
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(redact("sqlite://data/homeward.db?mode=rwc"), "sqlite://data/homeward.db?mode=rwc");
+    }
+}

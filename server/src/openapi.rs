@@ -1,0 +1,54 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and served at `/api/openapi.json`.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Homeward API", description = "Lone-worker safety for schools: plan, run and escalate visits."),
+    paths(
+        routes::health::health,
+        routes::health::ready,
+        routes::auth::login,
+        routes::auth::logout,
+        routes::auth::me,
+        routes::auth::set_pins,
+        routes::users::list,
+        routes::users::create,
+        routes::users::import,
+        routes::school::get_rules,
+        routes::school::put_rules,
+        routes::sessions::list,
+        routes::sessions::plan,
+        routes::sessions::get,
+        routes::sessions::request_approval,
+        routes::sessions::approve,
+        routes::sessions::reject,
+        routes::session_events::record_events,
+        routes::session_events::record_pings,
+        routes::session_events::record_outcome,
+        routes::plans::list,
+        routes::plans::create,
+        routes::plans::update,
+        routes::audit::list,
+        routes::audit::verify,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,57 @@
+//! The HTTP surface: one module per area, every route registered in [`configure`].
+
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod plans;
+pub mod school;
+pub mod session_events;
+pub mod sessions;
+pub mod users;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Every route of the API. The OpenAPI document lists the same set (checked by a test).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/api/openapi.json", web::get().to(crate::openapi::document))
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/logout", web::post().to(auth::logout))
+                .route("/me", web::get().to(auth::me))
+                .route("/me/pins", web::put().to(auth::set_pins))
+                .route("/users", web::get().to(users::list))
+                .route("/users", web::post().to(users::create))
+                .route("/users/import", web::post().to(users::import))
+                .route("/school/rules", web::get().to(school::get_rules))
+                .route("/school/rules", web::put().to(school::put_rules))
+                .route("/sessions", web::get().to(sessions::list))
+                .route("/sessions", web::post().to(sessions::plan))
+                .route("/sessions/{id}", web::get().to(sessions::get))
+                .route("/sessions/{id}/approval/request", web::post().to(sessions::request_approval))
+                .route("/sessions/{id}/approval/approve", web::post().to(sessions::approve))
+                .route("/sessions/{id}/approval/reject", web::post().to(sessions::reject))
+                .route("/sessions/{id}/events", web::post().to(session_events::record_events))
+                .route("/sessions/{id}/pings", web::post().to(session_events::record_pings))
+                .route("/sessions/{id}/outcome", web::post().to(session_events::record_outcome))
+                .route("/escalation-plans", web::get().to(plans::list))
+                .route("/escalation-plans", web::post().to(plans::create))
+                .route("/escalation-plans/{id}", web::put().to(plans::update))
+                .route("/audit", web::get().to(audit::list))
+                .route("/audit/verify", web::get().to(audit::verify))
+                .default_service(web::to(not_found)),
+        );
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("endpoint"))
+}
+
+/// Path ids that are not UUIDs name nothing that exists.
+pub fn parse_path_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("resource"))
+}

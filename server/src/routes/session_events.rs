@@ -1,0 +1,188 @@
+//! What the worker's phone sends during a session: events, location pings, and the outcome form.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpResponse, web};
+use chrono::Duration;
+use homeward_shared::api::{ClientEvent, ClientEventKind, EventBatch, EventBatchResponse, OutcomeRequest, PingBatch, PingBatchResponse, SessionView};
+use homeward_shared::session::{Event, EventKind, Outcome, PinCheck};
+use homeward_shared::{Coordinates, ErrorBody, ExtendMinutes, FieldError};
+use uuid::Uuid;
+
+use crate::Timestamp;
+use crate::auth::{AuthUser, password};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::parse_path_id;
+use crate::state::AppState;
+use crate::store::sessions::{self, NewEvent, SessionRow, Source};
+use crate::store::{pings, users};
+
+pub const MAX_EVENTS: usize = 200;
+pub const MAX_PINGS: usize = 500;
+/// Phones' clocks drift: an event may claim to be this far in the future.
+const CLOCK_SKEW: i64 = 5;
+
+fn require_worker(user: &AuthUser, session: &SessionRow) -> ApiResult<()> {
+    if session.worker_id == user.user_id || session.companion_id == Some(user.user_id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("only the visit's worker and companion report its events"))
+    }
+}
+
+fn check_time(field: &'static str, at: Timestamp, session: &SessionRow, now: Timestamp) -> Result<(), FieldError> {
+    if at > now + Duration::minutes(CLOCK_SKEW) {
+        return Err(FieldError::new(field, format!("{at} is in the future; check the phone's clock")));
+    }
+    if at < session.created_at - Duration::minutes(CLOCK_SKEW) {
+        return Err(FieldError::new(field, format!("{at} is before the visit was planned")));
+    }
+    Ok(())
+}
+
+fn check_outcome(outcome: &Outcome) -> Result<(), FieldError> {
+    if outcome.notes.chars().count() > Outcome::MAX_NOTES {
+        return Err(FieldError::new("outcome.notes", format!("notes are at most {} characters", Outcome::MAX_NOTES)));
+    }
+    Ok(())
+}
+
+/// Turn what the phone sent into state-machine events; the PIN is checked here and never stored.
+async fn to_event(state: &AppState, user: &AuthUser, session: &SessionRow, e: ClientEvent, now: Timestamp) -> ApiResult<Event> {
+    check_time("events.at", e.at, session, now)?;
+    let kind = match e.kind {
+        ClientEventKind::Start { location } => {
+            EventKind::Start { location: location.map(|l| Coordinates::parse(l.latitude, l.longitude)).transpose()? }
+        }
+        ClientEventKind::CheckIn => EventKind::CheckIn,
+        ClientEventKind::Extend { minutes } => EventKind::Extend { minutes: ExtendMinutes::parse(minutes)?.minutes() as u32 },
+        ClientEventKind::End => EventKind::End,
+        ClientEventKind::EndWithPin { pin } => EventKind::EndWithPin { pin: check_pin(state, user, pin).await? },
+        ClientEventKind::Panic { location } => {
+            EventKind::Panic { location: location.map(|l| Coordinates::parse(l.latitude, l.longitude)).transpose()? }
+        }
+        ClientEventKind::Outcome { outcome } => {
+            check_outcome(&outcome)?;
+            EventKind::RecordOutcome { outcome }
+        }
+    };
+    Ok(Event { id: e.id, at: e.at, kind })
+}
+
+async fn check_pin(state: &AppState, user: &AuthUser, pin: String) -> ApiResult<PinCheck> {
+    let mut tx = state.db.begin().await?;
+    let (safe, duress) = users::pins(&mut tx, user.user_id).await?;
+    tx.commit().await?;
+    let (Some(safe), Some(duress)) = (safe, duress) else {
+        return Err(ApiError::conflict("no_pin_set", "you have not set an end-of-visit PIN; end the visit without one"));
+    };
+    if password::verify(pin.clone(), duress).await? {
+        return Ok(PinCheck::Duress);
+    }
+    if password::verify(pin, safe).await? {
+        return Ok(PinCheck::Safe);
+    }
+    Err(FieldError::new("pin", "that PIN is not right; try again").into())
+}
+
+/// Record a batch of the phone's events: each exactly once (by its id), applied in the order they
+/// happened, late ones included. The batch is all or nothing.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/events", tag = "sessions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The session")), request_body = EventBatch,
+    responses((status = 200, body = EventBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn record_events(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<EventBatch>) -> ApiResult<HttpResponse> {
+    let id = parse_path_id(&path)?;
+    let batch = body.into_inner().events;
+    if batch.is_empty() {
+        return Err(FieldError::new("events", "the batch has no events").into());
+    }
+    if batch.len() > MAX_EVENTS {
+        return Err(FieldError::new("events", format!("send at most {MAX_EVENTS} events at a time")).into());
+    }
+    let mut ids = HashSet::new();
+    if let Some(repeated) = batch.iter().find(|e| !ids.insert(e.id)) {
+        return Err(FieldError::new("events", format!("event id {} appears twice in the batch", repeated.id)).into());
+    }
+    let now = state.clock.now();
+    let session = sessions::get_visible(&state.db.pool, &user, id).await?;
+    require_worker(&user, &session)?;
+    let mut events = Vec::with_capacity(batch.len());
+    for e in batch {
+        let event = to_event(&state, &user, &session, e, now).await?;
+        events.push(NewEvent { event, source: Source::Client, actor_id: Some(user.user_id) });
+    }
+    let mut tx = state.db.begin().await?;
+    let session = sessions::lock(&mut tx, &user, id).await?;
+    let recorded = sessions::record(&mut tx, &session, events, now).await?;
+    let session = sessions::lock(&mut tx, &user, id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(EventBatchResponse {
+        applied: recorded.applied,
+        duplicates: recorded.duplicates,
+        session: session.view(&user),
+    }))
+}
+
+/// Record location pings (position, accuracy, battery) while the session is live; each once by its id.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/pings", tag = "sessions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The session")), request_body = PingBatch,
+    responses((status = 200, body = PingBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn record_pings(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<PingBatch>) -> ApiResult<HttpResponse> {
+    let id = parse_path_id(&path)?;
+    let batch = body.into_inner().pings;
+    if batch.is_empty() {
+        return Err(FieldError::new("pings", "the batch has no pings").into());
+    }
+    if batch.len() > MAX_PINGS {
+        return Err(FieldError::new("pings", format!("send at most {MAX_PINGS} pings at a time")).into());
+    }
+    let now = state.clock.now();
+    let session = sessions::get_visible(&state.db.pool, &user, id).await?;
+    require_worker(&user, &session)?;
+    let Some(started) = session.started_at else {
+        return Err(ApiError::conflict("not_started", "location is only recorded while a visit is under way"));
+    };
+    for ping in &batch {
+        Coordinates::parse(ping.latitude, ping.longitude)?;
+        if !ping.accuracy_m.is_finite() || !(0.0..=100_000.0).contains(&ping.accuracy_m) {
+            return Err(FieldError::new("pings.accuracy_m", "accuracy must be 0 to 100000 metres").into());
+        }
+        if ping.battery_percent.is_some_and(|b| !(0..=100).contains(&b)) {
+            return Err(FieldError::new("pings.battery_percent", "battery must be 0 to 100 percent").into());
+        }
+        check_time("pings.at", ping.at, &session, now)?;
+        let ended = session.ended_at.unwrap_or(now + Duration::minutes(CLOCK_SKEW));
+        if ping.at < started - Duration::minutes(CLOCK_SKEW) || ping.at > ended {
+            return Err(FieldError::new("pings.at", format!("{} is outside the visit; location is only kept during it", ping.at)).into());
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    let (stored, duplicates) = pings::insert(&mut tx, &session, user.user_id, &batch, now).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(PingBatchResponse { stored, duplicates }))
+}
+
+/// Record the outcome form after the visit; a resent form with the same id is recorded once.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/outcome", tag = "sessions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The session")), request_body = OutcomeRequest,
+    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn record_outcome(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<OutcomeRequest>) -> ApiResult<HttpResponse> {
+    let id = parse_path_id(&path)?;
+    let body = body.into_inner();
+    check_outcome(&body.outcome)?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let session = sessions::lock(&mut tx, &user, id).await?;
+    require_worker(&user, &session)?;
+    let event = Event { id: body.id.unwrap_or_else(Uuid::new_v4), at: now, kind: EventKind::RecordOutcome { outcome: body.outcome } };
+    sessions::record(&mut tx, &session, vec![NewEvent { event, source: Source::Client, actor_id: Some(user.user_id) }], now).await?;
+    let session: SessionView = sessions::lock(&mut tx, &user, id).await?.view(&user);
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(session))
+}

@@ -1,0 +1,93 @@
+use actix_web::{HttpResponse, web};
+use homeward_shared::api::{CreateUserRequest, ImportErrors, ImportReport, UserView};
+use homeward_shared::{Email, ErrorBody, FieldError, Role};
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, password};
+use crate::error::{ApiError, ApiResult};
+use crate::import::{self, ImportError};
+use crate::state::AppState;
+use crate::store::{audit, users};
+
+/// The school's staff (leaders, the DSL and admins).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin, Role::Leader, Role::Dsl], "only leaders, the DSL and admins can list staff")?;
+    Ok(HttpResponse::Ok().json(users::list(&state.db.pool, user.school_id).await?))
+}
+
+/// Add a user to the caller's school (admins).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
+    responses((status = 201, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(state: web::Data<AppState>, user: AuthUser, body: web::Json<CreateUserRequest>) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin], "only admins can add users")?;
+    let created = create_user(&state, user.school_id, Some(user.user_id), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Validate and store a new user; shared by the API and the admin command line.
+pub async fn create_user(state: &AppState, school_id: Uuid, actor: Option<Uuid>, body: CreateUserRequest) -> ApiResult<UserView> {
+    let email = Email::parse(&body.email)?;
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(FieldError::new("name", "the name must be 1 to 100 characters").into());
+    }
+    password::check_rules(&body.password)?;
+    let mut roles = body.roles;
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(FieldError::new("roles", "at least one role is required").into());
+    }
+    if let Some(manager) = body.line_manager_id {
+        users::get_in_school(&state.db.pool, school_id, manager)
+            .await
+            .map_err(|_| FieldError::new("line_manager_id", "the line manager is not a member of this school"))?;
+    }
+    let password_hash = password::hash(body.password).await?;
+    let now = state.clock.now();
+    let new = users::NewUser {
+        id: Uuid::new_v4(),
+        school_id,
+        email: email.to_string(),
+        name,
+        password_hash,
+        roles,
+        line_manager_id: body.line_manager_id,
+    };
+    let mut tx = state.db.begin().await?;
+    users::insert(&mut tx, &new, now.timestamp_millis()).await?;
+    audit::append(&mut tx, audit::Action {
+        school_id,
+        actor_id: actor,
+        action: "user.created",
+        subject: format!("user:{}", new.id),
+        detail: format!("{} ({})", new.email, users::encode_roles(&new.roles)),
+        at: now,
+    })
+    .await?;
+    tx.commit().await?;
+    users::get(&state.db.pool, new.id).await?.ok_or(ApiError::NotFound("user"))
+}
+
+/// Import staff from CSV (`email,name,roles,line_manager_email,password`; roles separated by `;`).
+/// Every bad row is reported with its line number; nothing is imported unless all rows are good.
+#[utoipa::path(post, path = "/api/v1/users/import", tag = "users", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, body = ImportReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ImportErrors)))]
+pub async fn import(state: web::Data<AppState>, user: AuthUser, body: web::Bytes) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin], "only admins can import staff")?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_csv", "the CSV file must be UTF-8 text"))?;
+    match import::import(&state.db, user.school_id, Some(user.user_id), text, state.clock.now()).await {
+        Ok(users) => Ok(HttpResponse::Created().json(ImportReport { imported: users.len(), users })),
+        Err(ImportError::Rows(rows)) => Ok(HttpResponse::UnprocessableEntity().json(ImportErrors {
+            code: "invalid_rows".into(),
+            message: format!("{} row(s) are wrong; nothing was imported", rows.len()),
+            rows,
+        })),
+        Err(ImportError::Failed(e)) => Err(e),
+    }
+}

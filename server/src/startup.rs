@@ -1,0 +1,89 @@
+//! Building and running the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::clock::{Clock, SystemClock};
+use crate::configuration::Settings;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::routes;
+use crate::state::AppState;
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Connect (and migrate) the database, bind the address (port 0 picks a free one) and prepare the server.
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url()?).await?;
+        let listener = TcpListener::bind(settings.bind)?;
+        let address = listener.local_addr()?;
+        let json_limit = settings.max_body_kb * 1024;
+        let state = web::Data::new(AppState { db, clock, settings, login_limiter: LoginLimiter::default() });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Cache-Control", "no-store")),
+                )
+                .app_data(app_state.clone())
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(|err, _| json_error(err).into()))
+                .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()))
+                .configure(routes::configure)
+        })
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self { address, server, state })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Bad JSON is the client's mistake: say what is wrong (serde names the field) with the shared body.
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType("send JSON with `Content-Type: application/json`".into()),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the request body is larger than {} KB", limit / 1024))
+        }
+        JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge("the request body is too large".into()),
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request("invalid_json", format!("the request body is not valid: {e}")),
+        other => ApiError::bad_request("invalid_json", format!("the request body is not valid: {other}")),
+    }
+}

@@ -1,0 +1,14 @@
+use std::sync::Arc;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::clock::Clock;
+use crate::configuration::Settings;
+use crate::db::Db;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub login_limiter: LoginLimiter,
+}
