@@ -1,0 +1,233 @@
+//! Black-box test support: the real server on a random port over a fresh SQLite file or a fresh
+//! PostgreSQL database, fixtures for a school with every role, and a macro that runs each test on both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::web;
+use chrono::{Duration, Utc};
+use homeward_server::clock::{Clock, ManualClock, SystemClock};
+use homeward_server::configuration::Settings;
+use homeward_server::startup::Application;
+use homeward_server::state::AppState;
+use homeward_shared::api::{ClientEvent, ClientEventKind, CreateUserRequest, PlanSessionRequest, UserView};
+use homeward_shared::client::ApiClient;
+use homeward_shared::{RiskAssessment, RiskLevel, Role};
+use sqlx::{Connection, Executor};
+use uuid::Uuid;
+
+pub use homeward_shared;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// Run `async fn name(backend: Backend)` as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("HOMEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database: a SQLite file in its own directory, or a PostgreSQL database with a random name
+/// that is dropped again when the test ends.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pg_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("homeward-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir).expect("create the test data dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", data_dir.join("homeward.db").display());
+                Self { backend, url, data_dir, pg_name: None }
+            }
+            Backend::Postgres => {
+                sqlx::any::install_default_drivers();
+                let name = format!("homeward_test_{}", Uuid::new_v4().simple());
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
+                conn.execute(format!("create database {name}").as_str()).await.expect("create the test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+                Self { backend, url: format!("{base}/{name}"), data_dir, pg_name: Some(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(name) = self.pg_name.take() {
+            // Drop from a thread of its own: this may run inside the test's runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async move {
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+                        let _ = conn.execute(format!("drop database if exists {name} with (force)").as_str()).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub api: ApiClient,
+    pub state: web::Data<AppState>,
+    pub clock: Option<ManualClock>,
+    pub db: TestDatabase,
+}
+
+pub fn settings_for(db: &TestDatabase) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        database_url: Some(db.url.clone()),
+        data_dir: db.data_dir.clone(),
+        token_ttl_hours: 12,
+        max_body_kb: 256,
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    start(backend, None).await
+}
+
+/// The server with a clock the test moves by hand.
+pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestApp {
+    start(backend, Some(clock)).await
+}
+
+async fn start(backend: Backend, manual: Option<ManualClock>) -> TestApp {
+    homeward_server::telemetry::init();
+    let db = TestDatabase::new(backend).await;
+    let clock: Arc<dyn Clock> = match &manual {
+        Some(c) => Arc::new(c.clone()),
+        None => Arc::new(SystemClock),
+    };
+    let app = Application::build_with_clock(settings_for(&db), clock).await.expect("the server starts");
+    let address = format!("http://{}", app.address());
+    let state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp { api: ApiClient::new(&address), address, state, clock: manual, db }
+}
+
+/// A school with one person in each role; staff report to the leader.
+pub struct School {
+    pub id: Uuid,
+    pub admin: Member,
+    pub leader: Member,
+    pub dsl: Member,
+    pub staff: Member,
+    pub other_staff: Member,
+}
+
+pub struct Member {
+    pub user: UserView,
+    pub api: ApiClient,
+}
+
+impl Member {
+    pub fn id(&self) -> Uuid {
+        self.user.id
+    }
+}
+
+impl TestApp {
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.state.clock.now()
+    }
+
+    /// Create a school (with its default plan) and its people, signed in.
+    pub async fn school(&self, name: &str) -> School {
+        let mut tx = self.state.db.begin().await.expect("begin");
+        let id = homeward_server::store::schools::create(&mut tx, name, self.now()).await.expect("create school");
+        tx.commit().await.expect("commit");
+        let tag = Uuid::new_v4().simple().to_string()[..8].to_string();
+        let admin = self.member(id, &format!("admin-{tag}"), vec![Role::Admin], None).await;
+        let leader = self.member(id, &format!("leader-{tag}"), vec![Role::Leader], None).await;
+        let dsl = self.member(id, &format!("dsl-{tag}"), vec![Role::Dsl], None).await;
+        let staff = self.member(id, &format!("staff-{tag}"), vec![Role::Staff], Some(leader.id())).await;
+        let other_staff = self.member(id, &format!("staff2-{tag}"), vec![Role::Staff], Some(leader.id())).await;
+        School { id, admin, leader, dsl, staff, other_staff }
+    }
+
+    pub async fn member(&self, school_id: Uuid, local: &str, roles: Vec<Role>, line_manager_id: Option<Uuid>) -> Member {
+        let email = format!("{local}@school.test");
+        homeward_server::routes::users::create_user(&self.state, school_id, None, CreateUserRequest {
+            email: email.clone(),
+            name: local.to_string(),
+            password: PASSWORD.into(),
+            roles,
+            line_manager_id,
+        })
+        .await
+        .expect("create user");
+        let (api, login) = self.api.login(&email, PASSWORD).await.expect("sign in");
+        Member { user: login.user, api }
+    }
+}
+
+/// A low-risk procedural home visit starting now: needs no approval under the default rules.
+pub fn low_risk_visit() -> PlanSessionRequest {
+    PlanSessionRequest {
+        kind: "home_visit".into(),
+        sub_kind: Some("procedural".into()),
+        companion_id: None,
+        address: "1 Test Street".into(),
+        location: Some(homeward_shared::Coordinates { latitude: 51.5, longitude: -0.12 }),
+        geofence_radius_m: Some(150),
+        pupil_reference: Some("ADM-1001".into()),
+        household_notes: "Two adults; a dog.".into(),
+        planned_start: Utc::now(),
+        expected_duration_minutes: 60,
+        check_in_interval_minutes: Some(20),
+        escalation_plan_id: None,
+        risk_assessment: RiskAssessment::all_low(),
+        submit_for_approval: true,
+    }
+}
+
+pub fn visit_with_risk(level: RiskLevel) -> PlanSessionRequest {
+    PlanSessionRequest { risk_assessment: RiskAssessment::with_overall(level), ..low_risk_visit() }
+}
+
+/// A client event happening `offset` from now.
+/// Times are kept to the millisecond, as the server stores them.
+pub fn event(kind: ClientEventKind, offset: Duration) -> ClientEvent {
+    ClientEvent { id: Uuid::new_v4(), at: now_ms() + offset, kind }
+}
+
+/// Now, to the millisecond.
+pub fn now_ms() -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("a valid time")
+}

@@ -180,7 +180,9 @@ pub async fn record_outcome(state: web::Data<AppState>, user: AuthUser, path: we
     let mut tx = state.db.begin().await?;
     let session = sessions::lock(&mut tx, &user, id).await?;
     require_worker(&user, &session)?;
-    let event = Event { id: body.id.unwrap_or_else(Uuid::new_v4), at: now, kind: EventKind::RecordOutcome { outcome: body.outcome } };
+    // The form is filled in after the end, even when the phone's clock ran a little ahead of ours.
+    let at = session.ended_at.map_or(now, |ended| now.max(ended + Duration::milliseconds(1)));
+    let event = Event { id: body.id.unwrap_or_else(Uuid::new_v4), at, kind: EventKind::RecordOutcome { outcome: body.outcome } };
     sessions::record(&mut tx, &session, vec![NewEvent { event, source: Source::Client, actor_id: Some(user.user_id) }], now).await?;
     let session: SessionView = sessions::lock(&mut tx, &user, id).await?.view(&user);
     tx.commit().await?;

@@ -342,7 +342,11 @@ async fn history(tx: &mut WriteTx, session_id: Uuid) -> Result<Vec<Event>, ApiEr
 /// this session are duplicates and change nothing; an id used by another session is refused. If any
 /// new event cannot happen where it falls in time, the whole batch is refused and nothing is written.
 #[tracing::instrument(skip_all, fields(session = %session.id, events = new.len()))]
-pub async fn record(tx: &mut WriteTx, session: &SessionRow, new: Vec<NewEvent>, now: Timestamp) -> Result<Recorded, ApiError> {
+pub async fn record(tx: &mut WriteTx, session: &SessionRow, mut new: Vec<NewEvent>, now: Timestamp) -> Result<Recorded, ApiError> {
+    // Instants are stored to the millisecond: replay what will be stored, not what arrived.
+    for item in &mut new {
+        item.event.at = from_millis(to_millis(item.event.at));
+    }
     let terms = session.terms()?;
     let existing = history(tx, session.id).await?;
     let before = replay(&terms, &existing).state;

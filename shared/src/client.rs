@@ -1,0 +1,236 @@
+//! A typed client for the Homeward API, on `reqwest`. Used by the phone and by the black-box tests; it
+//! decodes the server's error body with the same [`ErrorBody`] type the server writes.
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::api::*;
+use crate::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{status}: {body}")]
+    Api { status: StatusCode, body: ErrorBody },
+    /// The server could not be reached, or the answer could not be read.
+    #[error("could not reach the server: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Transport(e) => e.status(),
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.code),
+            ClientError::Transport(_) => None,
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// `base` is the server's root, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into().trim_end_matches('/').to_string(), http: reqwest::Client::new(), token: None }
+    }
+
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self { token: Some(token.into()), ..self.clone() }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> ClientResult<T> {
+        let response = builder.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        Err(error_from(status, response).await)
+    }
+
+    async fn send_empty(&self, builder: reqwest::RequestBuilder) -> ClientResult<()> {
+        let response = builder.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(error_from(status, response).await)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> ClientResult<T> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> ClientResult<T> {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// Sign in; the returned client carries the token.
+    pub async fn login(&self, email: &str, password: &str) -> ClientResult<(ApiClient, LoginResponse)> {
+        let response: LoginResponse =
+            self.post("/api/v1/auth/login", &LoginRequest { email: email.into(), password: password.into() }).await?;
+        Ok((self.with_token(response.token.clone()), response))
+    }
+
+    pub async fn logout(&self) -> ClientResult<()> {
+        self.send_empty(self.request(Method::POST, "/api/v1/auth/logout")).await
+    }
+
+    pub async fn me(&self) -> ClientResult<UserView> {
+        self.get("/api/v1/me").await
+    }
+
+    pub async fn set_pins(&self, safe_pin: &str, duress_pin: &str) -> ClientResult<()> {
+        let body = SetPinsRequest { safe_pin: safe_pin.into(), duress_pin: duress_pin.into() };
+        self.send_empty(self.request(Method::PUT, "/api/v1/me/pins").json(&body)).await
+    }
+
+    pub async fn users(&self) -> ClientResult<Vec<UserView>> {
+        self.get("/api/v1/users").await
+    }
+
+    pub async fn create_user(&self, body: &CreateUserRequest) -> ClientResult<UserView> {
+        self.post("/api/v1/users", body).await
+    }
+
+    /// Import staff from CSV text. A refused import comes back as `Err(Ok(ImportErrors))`.
+    pub async fn import_staff(&self, csv: &str) -> ClientResult<Result<ImportReport, ImportErrors>> {
+        let response = self.request(Method::POST, "/api/v1/users/import").header("content-type", "text/csv").body(csv.to_string()).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Ok(response.json().await?));
+        }
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            return Ok(Err(response.json().await?));
+        }
+        Err(error_from(status, response).await)
+    }
+
+    pub async fn approval_rules(&self) -> ClientResult<ApprovalRules> {
+        self.get("/api/v1/school/rules").await
+    }
+
+    pub async fn set_approval_rules(&self, rules: &ApprovalRules) -> ClientResult<ApprovalRules> {
+        self.put("/api/v1/school/rules", rules).await
+    }
+
+    /// `scope`: `mine`, `school` or `pending_approval`.
+    pub async fn sessions(&self, scope: &str) -> ClientResult<Vec<SessionView>> {
+        self.get(&format!("/api/v1/sessions?scope={scope}")).await
+    }
+
+    pub async fn plan_session(&self, body: &PlanSessionRequest) -> ClientResult<SessionView> {
+        self.post("/api/v1/sessions", body).await
+    }
+
+    pub async fn session(&self, id: Uuid) -> ClientResult<SessionView> {
+        self.get(&format!("/api/v1/sessions/{id}")).await
+    }
+
+    pub async fn request_approval(&self, id: Uuid) -> ClientResult<SessionView> {
+        self.post(&format!("/api/v1/sessions/{id}/approval/request"), &serde_json::json!({})).await
+    }
+
+    pub async fn approve(&self, id: Uuid) -> ClientResult<SessionView> {
+        self.post(&format!("/api/v1/sessions/{id}/approval/approve"), &serde_json::json!({})).await
+    }
+
+    pub async fn reject(&self, id: Uuid, reason: &str) -> ClientResult<SessionView> {
+        self.post(&format!("/api/v1/sessions/{id}/approval/reject"), &RejectRequest { reason: reason.into() }).await
+    }
+
+    pub async fn send_events(&self, id: Uuid, events: &[ClientEvent]) -> ClientResult<EventBatchResponse> {
+        self.post(&format!("/api/v1/sessions/{id}/events"), &EventBatch { events: events.to_vec() }).await
+    }
+
+    pub async fn send_pings(&self, id: Uuid, pings: &[LocationPing]) -> ClientResult<PingBatchResponse> {
+        self.post(&format!("/api/v1/sessions/{id}/pings"), &PingBatch { pings: pings.to_vec() }).await
+    }
+
+    pub async fn record_outcome(&self, id: Uuid, body: &OutcomeRequest) -> ClientResult<SessionView> {
+        self.post(&format!("/api/v1/sessions/{id}/outcome"), body).await
+    }
+
+    pub async fn escalation_plans(&self) -> ClientResult<Vec<EscalationPlanView>> {
+        self.get("/api/v1/escalation-plans").await
+    }
+
+    pub async fn create_escalation_plan(&self, body: &EscalationPlanRequest) -> ClientResult<EscalationPlanView> {
+        self.post("/api/v1/escalation-plans", body).await
+    }
+
+    pub async fn update_escalation_plan(&self, id: Uuid, body: &EscalationPlanRequest) -> ClientResult<EscalationPlanView> {
+        self.put(&format!("/api/v1/escalation-plans/{id}"), body).await
+    }
+
+    pub async fn audit(&self, after_seq: i64, limit: i64) -> ClientResult<Vec<AuditEntry>> {
+        self.get(&format!("/api/v1/audit?after_seq={after_seq}&limit={limit}")).await
+    }
+
+    pub async fn verify_audit(&self) -> ClientResult<AuditChainReport> {
+        self.get("/api/v1/audit/verify").await
+    }
+
+    /// A raw request, for tests of bad input: returns the status and the body as JSON (or `null`).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<RawBody>) -> ClientResult<(StatusCode, serde_json::Value)> {
+        let mut builder = self.request(method, path);
+        match body {
+            Some(RawBody::Json(value)) => builder = builder.json(&value),
+            Some(RawBody::Text { content_type, text }) => builder = builder.header("content-type", content_type).body(text),
+            Some(RawBody::Bytes { content_type, bytes }) => builder = builder.header("content-type", content_type).body(bytes),
+            None => {}
+        }
+        let response = builder.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+    }
+}
+
+pub enum RawBody {
+    Json(serde_json::Value),
+    Text { content_type: &'static str, text: String },
+    Bytes { content_type: &'static str, bytes: Vec<u8> },
+}
+
+async fn error_from(status: StatusCode, response: reqwest::Response) -> ClientError {
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str::<ErrorBody>(&text)
+        .unwrap_or_else(|_| ErrorBody { code: "unexpected_response".into(), message: format!("HTTP {status}: {text}") });
+    ClientError::Api { status, body }
+}
