@@ -11,13 +11,13 @@ use crate::cli::{Cli, Command};
 use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::db::Db;
+use crate::demo;
 use crate::error::ApiError;
 use crate::import::{self, ImportError};
 use crate::routes::users::create_user;
 use crate::startup::Application;
 use crate::state::AppState;
 use crate::store::{schools, users};
-use crate::demo;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
@@ -28,13 +28,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut tx = state.db.begin().await.map_err(ApiError::from)?;
             let school_id = schools::create(&mut tx, &name, state.clock.now()).await?;
             tx.commit().await.map_err(ApiError::from)?;
-            let admin = create_user(&state, school_id, None, CreateUserRequest {
-                email: admin_email,
-                name: admin_name,
-                password: admin_password,
-                roles: vec![Role::Admin],
-                line_manager_id: None,
-            })
+            let admin = create_user(
+                &state,
+                school_id,
+                None,
+                CreateUserRequest {
+                    email: admin_email,
+                    name: admin_name,
+                    password: admin_password,
+                    roles: vec![Role::Admin],
+                    line_manager_id: None,
+                },
+            )
             .await;
             let admin = match admin {
                 Ok(a) => a,
@@ -48,7 +53,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::AddUser { school_id, email, name, roles, line_manager_email, password } => {
             let state = offline_state(settings).await?;
-            anyhow::ensure!(schools::exists(&state.db.pool, school_id).await?, "there is no school with id {school_id}");
+            anyhow::ensure!(
+                schools::exists(&state.db.pool, school_id).await?,
+                "there is no school with id {school_id}"
+            );
             let roles = Role::parse_list(&roles)?;
             let line_manager_id = match line_manager_email {
                 Some(raw) => {
@@ -61,13 +69,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let user = create_user(&state, school_id, None, CreateUserRequest { email, name, password, roles, line_manager_id }).await?;
+            let user = create_user(
+                &state,
+                school_id,
+                None,
+                CreateUserRequest { email, name, password, roles, line_manager_id },
+            )
+            .await?;
             println!("added {} ({}) with id {}", user.name, user.email, user.id);
             Ok(())
         }
         Command::ImportStaff { school_id, file } => {
             let state = offline_state(settings).await?;
-            anyhow::ensure!(schools::exists(&state.db.pool, school_id).await?, "there is no school with id {school_id}");
+            anyhow::ensure!(
+                schools::exists(&state.db.pool, school_id).await?,
+                "there is no school with id {school_id}"
+            );
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             match import::import(&state.db, school_id, None, &text, state.clock.now()).await {
                 Ok(imported) => {

@@ -8,7 +8,11 @@ use uuid::Uuid;
 use crate::configuration::Settings;
 
 #[derive(Debug, Parser)]
-#[command(name = "homeward", version, about = "Homeward: lone-worker safety for schools. Runs the server (the default) and the admin commands.")]
+#[command(
+    name = "homeward",
+    version,
+    about = "Homeward: lone-worker safety for schools. Runs the server (the default) and the admin commands."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,

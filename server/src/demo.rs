@@ -3,7 +3,9 @@
 
 use chrono::Duration;
 use homeward_shared::api::CreateUserRequest;
-use homeward_shared::{Role, SessionKind, HomeVisitKind, RiskAssessment, RiskLevel, VisitDuration, CheckInInterval, Coordinates};
+use homeward_shared::{
+    CheckInInterval, Coordinates, HomeVisitKind, RiskAssessment, RiskLevel, Role, SessionKind, VisitDuration,
+};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -25,7 +27,11 @@ pub struct DemoPerson {
 pub const PEOPLE: [DemoPerson; 5] = [
     DemoPerson { name: "Morgan Ellery", email: "morgan.ellery@demo.homeward.test", roles: &[Role::Admin] },
     DemoPerson { name: "Priya Okafor", email: "priya.okafor@demo.homeward.test", roles: &[Role::Leader, Role::Staff] },
-    DemoPerson { name: "Tomasz Brennan", email: "tomasz.brennan@demo.homeward.test", roles: &[Role::Dsl, Role::Leader] },
+    DemoPerson {
+        name: "Tomasz Brennan",
+        email: "tomasz.brennan@demo.homeward.test",
+        roles: &[Role::Dsl, Role::Leader],
+    },
     DemoPerson { name: "Dana Whitfield", email: "dana.whitfield@demo.homeward.test", roles: &[Role::Staff] },
     DemoPerson { name: "Sam Adeyemi", email: "sam.adeyemi@demo.homeward.test", roles: &[Role::Staff] },
 ];
@@ -43,13 +49,18 @@ pub async fn seed(state: &AppState) -> Result<(Uuid, bool), ApiError> {
     for (n, person) in PEOPLE.iter().enumerate() {
         // Staff report to Priya Okafor, the line manager.
         let line_manager_id = if person.roles == [Role::Staff] { ids.get(1).copied() } else { None };
-        let user = create_user(state, school_id, None, CreateUserRequest {
-            email: person.email.into(),
-            name: person.name.into(),
-            password: PASSWORD.into(),
-            roles: person.roles.to_vec(),
-            line_manager_id,
-        })
+        let user = create_user(
+            state,
+            school_id,
+            None,
+            CreateUserRequest {
+                email: person.email.into(),
+                name: person.name.into(),
+                password: PASSWORD.into(),
+                roles: person.roles.to_vec(),
+                line_manager_id,
+            },
+        )
         .await?;
         ids.push(user.id);
         debug_assert_eq!(ids.len(), n + 1);
@@ -57,9 +68,33 @@ pub async fn seed(state: &AppState) -> Result<(Uuid, bool), ApiError> {
     let dana = ids[3];
     let plan = plans::default_for(&state.db.pool, school_id).await?;
     let visits = [
-        (SessionKind::HomeVisit(HomeVisitKind::Procedural), "14 Quayside Row, Harbourside", 51.4545, -2.5879, 60, RiskLevel::Low, "Two adults and a toddler. Friendly dog, kept in the garden."),
-        (SessionKind::HomeVisit(HomeVisitKind::SafeAndWell), "3 Lantern Court, Harbourside", 51.4561, -2.5912, 45, RiskLevel::Medium, "Day-3 absence. Parent has been hostile on the phone before."),
-        (SessionKind::HomeVisit(HomeVisitKind::Education), "27 Ropewalk Lane, Harbourside", 51.4530, -2.5850, 30, RiskLevel::Low, "Delivering a work pack; no concerns known."),
+        (
+            SessionKind::HomeVisit(HomeVisitKind::Procedural),
+            "14 Quayside Row, Harbourside",
+            51.4545,
+            -2.5879,
+            60,
+            RiskLevel::Low,
+            "Two adults and a toddler. Friendly dog, kept in the garden.",
+        ),
+        (
+            SessionKind::HomeVisit(HomeVisitKind::SafeAndWell),
+            "3 Lantern Court, Harbourside",
+            51.4561,
+            -2.5912,
+            45,
+            RiskLevel::Medium,
+            "Day-3 absence. Parent has been hostile on the phone before.",
+        ),
+        (
+            SessionKind::HomeVisit(HomeVisitKind::Education),
+            "27 Ropewalk Lane, Harbourside",
+            51.4530,
+            -2.5850,
+            30,
+            RiskLevel::Low,
+            "Delivering a work pack; no concerns known.",
+        ),
     ];
     for (n, (kind, address, lat, lon, minutes, risk, notes)) in visits.into_iter().enumerate() {
         let approval_required = risk >= RiskLevel::Medium || kind == SessionKind::HomeVisit(HomeVisitKind::SafeAndWell);
@@ -85,7 +120,13 @@ pub async fn seed(state: &AppState) -> Result<(Uuid, bool), ApiError> {
         if approval_required {
             let row = sessions::get(tx.conn(), id).await?.ok_or(ApiError::NotFound("session"))?;
             let event = Event { id: Uuid::new_v4(), at: now, kind: EventKind::ApprovalRequested };
-            sessions::record(&mut tx, &row, vec![NewEvent { event, source: Source::Server, actor_id: Some(dana) }], now).await?;
+            sessions::record(
+                &mut tx,
+                &row,
+                vec![NewEvent { event, source: Source::Server, actor_id: Some(dana) }],
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
     }

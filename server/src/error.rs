@@ -81,7 +81,12 @@ impl From<sqlx::Error> for ApiError {
 /// SQLite busy/locked/full/io-error and PostgreSQL's connection and resource classes.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     match code {
-        Some(c) => matches!(c, "5" | "6" | "10" | "13" | "517" | "261") || c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"),
+        Some(c) => {
+            matches!(c, "5" | "6" | "10" | "13" | "517" | "261")
+                || c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P")
+        }
         None => false,
     }
 }

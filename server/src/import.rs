@@ -61,7 +61,10 @@ pub fn parse(text: &str) -> Result<Vec<StaffRow>, Vec<RowError>> {
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         if record.len() != COLUMNS.len() {
-            errors.push(RowError { line, message: format!("expected {} columns, found {}", COLUMNS.len(), record.len()) });
+            errors.push(RowError {
+                line,
+                message: format!("expected {} columns, found {}", COLUMNS.len(), record.len()),
+            });
             continue;
         }
         if rows.len() + errors.len() >= MAX_ROWS {
@@ -110,7 +113,13 @@ fn parse_row(line: u64, record: &csv::StringRecord) -> Result<StaffRow, String> 
 }
 
 /// Import into `school_id`: all rows or none.
-pub async fn import(db: &Db, school_id: Uuid, actor_id: Option<Uuid>, text: &str, now: Timestamp) -> Result<Vec<UserView>, ImportError> {
+pub async fn import(
+    db: &Db,
+    school_id: Uuid,
+    actor_id: Option<Uuid>,
+    text: &str,
+    now: Timestamp,
+) -> Result<Vec<UserView>, ImportError> {
     let rows = parse(text).map_err(ImportError::Rows)?;
     let existing = users::list(&db.pool, school_id).await?;
     let mut errors = Vec::new();
@@ -118,7 +127,10 @@ pub async fn import(db: &Db, school_id: Uuid, actor_id: Option<Uuid>, text: &str
     let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::new_v4()).collect();
     for (row, id) in rows.iter().zip(&ids) {
         if users::find_by_email(&db.pool, row.email.as_ref()).await?.is_some() {
-            errors.push(RowError { line: row.line, message: format!("an account with the e-mail {} already exists", row.email) });
+            errors.push(RowError {
+                line: row.line,
+                message: format!("an account with the e-mail {} already exists", row.email),
+            });
         }
         managers.insert(row.email.to_string(), *id);
     }
@@ -166,14 +178,17 @@ pub async fn import(db: &Db, school_id: Uuid, actor_id: Option<Uuid>, text: &str
                 .await
                 .map_err(ApiError::from)?;
         }
-        audit::append(&mut tx, audit::Action {
-            school_id,
-            actor_id,
-            action: "user.imported",
-            subject: format!("user:{id}"),
-            detail: format!("{} ({})", row.email, users::encode_roles(&row.roles)),
-            at: now,
-        })
+        audit::append(
+            &mut tx,
+            audit::Action {
+                school_id,
+                actor_id,
+                action: "user.imported",
+                subject: format!("user:{id}"),
+                detail: format!("{} ({})", row.email, users::encode_roles(&row.roles)),
+                at: now,
+            },
+        )
         .await?;
     }
     tx.commit().await.map_err(ApiError::from)?;
@@ -214,7 +229,9 @@ mod tests {
 
     #[test]
     fn good_file_parses() {
-        let rows = parse("email,name,roles,line_manager_email,password\na@s.test,A,staff;leader,b@s.test,long-enough-pw\n").unwrap();
+        let rows =
+            parse("email,name,roles,line_manager_email,password\na@s.test,A,staff;leader,b@s.test,long-enough-pw\n")
+                .unwrap();
         assert_eq!(rows[0].roles, vec![Role::Staff, Role::Leader]);
         assert_eq!(rows[0].line, 2);
     }

@@ -49,7 +49,10 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(|err, _| json_error(err).into()))
                 .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
-                .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+                )
                 .configure(routes::configure)
         })
         .disable_signals()
@@ -78,12 +81,18 @@ impl Application {
 /// Bad JSON is the client's mistake: say what is wrong (serde names the field) with the shared body.
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType("send JSON with `Content-Type: application/json`".into()),
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("send JSON with `Content-Type: application/json`".into())
+        }
         JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
             ApiError::PayloadTooLarge(format!("the request body is larger than {} KB", limit / 1024))
         }
-        JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge("the request body is too large".into()),
-        JsonPayloadError::Deserialize(e) => ApiError::bad_request("invalid_json", format!("the request body is not valid: {e}")),
+        JsonPayloadError::Payload(PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge("the request body is too large".into())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request("invalid_json", format!("the request body is not valid: {e}"))
+        }
         other => ApiError::bad_request("invalid_json", format!("the request body is not valid: {other}")),
     }
 }

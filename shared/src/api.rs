@@ -165,14 +165,24 @@ pub struct RejectRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientEventKind {
-    Start { location: Option<Coordinates> },
+    Start {
+        location: Option<Coordinates>,
+    },
     CheckIn,
-    Extend { minutes: i64 },
+    Extend {
+        minutes: i64,
+    },
     End,
     /// Ending with a PIN: the server tells the safe PIN from the duress PIN.
-    EndWithPin { pin: String },
-    Panic { location: Option<Coordinates> },
-    Outcome { outcome: Outcome },
+    EndWithPin {
+        pin: String,
+    },
+    Panic {
+        location: Option<Coordinates>,
+    },
+    Outcome {
+        outcome: Outcome,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

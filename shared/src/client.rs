@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::api::*;
 use crate::ErrorBody;
+use crate::api::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -130,7 +130,12 @@ impl ApiClient {
 
     /// Import staff from CSV text. A refused import comes back as `Err(Ok(ImportErrors))`.
     pub async fn import_staff(&self, csv: &str) -> ClientResult<Result<ImportReport, ImportErrors>> {
-        let response = self.request(Method::POST, "/api/v1/users/import").header("content-type", "text/csv").body(csv.to_string()).send().await?;
+        let response = self
+            .request(Method::POST, "/api/v1/users/import")
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await?;
         let status = response.status();
         if status.is_success() {
             return Ok(Ok(response.json().await?));
@@ -194,7 +199,11 @@ impl ApiClient {
         self.post("/api/v1/escalation-plans", body).await
     }
 
-    pub async fn update_escalation_plan(&self, id: Uuid, body: &EscalationPlanRequest) -> ClientResult<EscalationPlanView> {
+    pub async fn update_escalation_plan(
+        &self,
+        id: Uuid,
+        body: &EscalationPlanRequest,
+    ) -> ClientResult<EscalationPlanView> {
         self.put(&format!("/api/v1/escalation-plans/{id}"), body).await
     }
 
@@ -207,12 +216,21 @@ impl ApiClient {
     }
 
     /// A raw request, for tests of bad input: returns the status and the body as JSON (or `null`).
-    pub async fn raw(&self, method: Method, path: &str, body: Option<RawBody>) -> ClientResult<(StatusCode, serde_json::Value)> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<RawBody>,
+    ) -> ClientResult<(StatusCode, serde_json::Value)> {
         let mut builder = self.request(method, path);
         match body {
             Some(RawBody::Json(value)) => builder = builder.json(&value),
-            Some(RawBody::Text { content_type, text }) => builder = builder.header("content-type", content_type).body(text),
-            Some(RawBody::Bytes { content_type, bytes }) => builder = builder.header("content-type", content_type).body(bytes),
+            Some(RawBody::Text { content_type, text }) => {
+                builder = builder.header("content-type", content_type).body(text)
+            }
+            Some(RawBody::Bytes { content_type, bytes }) => {
+                builder = builder.header("content-type", content_type).body(bytes)
+            }
             None => {}
         }
         let response = builder.send().await?;
@@ -230,7 +248,9 @@ pub enum RawBody {
 
 async fn error_from(status: StatusCode, response: reqwest::Response) -> ClientError {
     let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str::<ErrorBody>(&text)
-        .unwrap_or_else(|_| ErrorBody { code: "unexpected_response".into(), message: format!("HTTP {status}: {text}") });
+    let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+        code: "unexpected_response".into(),
+        message: format!("HTTP {status}: {text}"),
+    });
     ClientError::Api { status, body }
 }

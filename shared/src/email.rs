@@ -55,7 +55,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in ["", "   ", "no-at.example.com", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@.com", "a@b..com", "a@-b.com"] {
+        for bad in [
+            "",
+            "   ",
+            "no-at.example.com",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@b..com",
+            "a@-b.com",
+        ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");
         }

@@ -77,7 +77,10 @@ impl EscalationPlan {
             return Err(FieldError::new("steps", format!("a plan has at most {} steps", Self::MAX_STEPS)));
         }
         if !(1..=Self::MAX_DELAY_SECONDS).contains(&repeat_every_seconds) {
-            return Err(FieldError::new("repeat_every_seconds", "the repeat interval must be between 1 second and 24 hours"));
+            return Err(FieldError::new(
+                "repeat_every_seconds",
+                "the repeat interval must be between 1 second and 24 hours",
+            ));
         }
         let mut previous = 0;
         let mut cleaned = Vec::with_capacity(steps.len());
@@ -98,10 +101,16 @@ impl EscalationPlan {
             }
             step.instruction = step.instruction.trim().to_string();
             if step.instruction.is_empty() {
-                return Err(FieldError::new("steps", format!("step {n}: a step needs an instruction for its recipients")));
+                return Err(FieldError::new(
+                    "steps",
+                    format!("step {n}: a step needs an instruction for its recipients"),
+                ));
             }
             if step.instruction.chars().count() > 500 {
-                return Err(FieldError::new("steps", format!("step {n}: the instruction is longer than 500 characters")));
+                return Err(FieldError::new(
+                    "steps",
+                    format!("step {n}: the instruction is longer than 500 characters"),
+                ));
             }
             if step.channels.is_empty() {
                 step.channels = default_channels();
@@ -123,8 +132,16 @@ impl EscalationPlan {
         Self {
             name: "Default plan".to_string(),
             steps: vec![
-                step(0, vec![Recipient::Worker], "You have missed a check-in. Check in now, or press panic if you need help."),
-                step(5, vec![Recipient::LineManager], "Phone the worker now. If you cannot reach them, take ownership of this alert."),
+                step(
+                    0,
+                    vec![Recipient::Worker],
+                    "You have missed a check-in. Check in now, or press panic if you need help.",
+                ),
+                step(
+                    5,
+                    vec![Recipient::LineManager],
+                    "Phone the worker now. If you cannot reach them, take ownership of this alert.",
+                ),
                 step(
                     15,
                     vec![Recipient::Role { role: Role::Dsl }, Recipient::Role { role: Role::Leader }],
@@ -146,7 +163,12 @@ mod tests {
     use super::*;
 
     fn step(delay_seconds: i64) -> EscalationStep {
-        EscalationStep { delay_seconds, recipients: vec![Recipient::Worker], channels: vec![], instruction: "Check in".into() }
+        EscalationStep {
+            delay_seconds,
+            recipients: vec![Recipient::Worker],
+            channels: vec![],
+            instruction: "Check in".into(),
+        }
     }
 
     #[test]

@@ -18,7 +18,10 @@ impl Coordinates {
             return Err(FieldError::new("latitude", format!("latitude must be between -90 and 90, got {latitude}")));
         }
         if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
-            return Err(FieldError::new("longitude", format!("longitude must be between -180 and 180, got {longitude}")));
+            return Err(FieldError::new(
+                "longitude",
+                format!("longitude must be between -180 and 180, got {longitude}"),
+            ));
         }
         Ok(Self { latitude, longitude })
     }
@@ -98,7 +101,7 @@ mod tests {
             let p = Coordinates::parse(a, b).unwrap();
             let q = Coordinates::parse(c, d).unwrap();
             let pq = p.distance_m(&q);
-            prop_assert!(pq >= 0.0 && pq <= 20_040_000.0);
+            prop_assert!((0.0..=20_040_000.0).contains(&pq));
             prop_assert!((pq - q.distance_m(&p)).abs() < 1e-6);
         }
 

@@ -21,7 +21,10 @@ impl PupilReference {
             ));
         }
         if !value.chars().any(|c| c.is_ascii_digit()) {
-            return Err(FieldError::new("pupil_reference", "a pupil reference contains at least one digit; names are not allowed"));
+            return Err(FieldError::new(
+                "pupil_reference",
+                "a pupil reference contains at least one digit; names are not allowed",
+            ));
         }
         Ok(Self(value.to_string()))
     }

@@ -25,7 +25,9 @@ impl RiskLevel {
             "low" => Ok(RiskLevel::Low),
             "medium" => Ok(RiskLevel::Medium),
             "high" => Ok(RiskLevel::High),
-            other => Err(FieldError::new("risk_level", format!("unknown risk level `{other}`; use low, medium or high"))),
+            other => {
+                Err(FieldError::new("risk_level", format!("unknown risk level `{other}`; use low, medium or high")))
+            }
         }
     }
 }
@@ -127,7 +129,10 @@ impl RiskAssessment {
 
     /// A low-risk assessment with every factor rated low; used for demo data and tests.
     pub fn all_low() -> Self {
-        let factors = RiskFactor::ALL.into_iter().map(|factor| RiskRating { factor, level: RiskLevel::Low, notes: String::new() }).collect();
+        let factors = RiskFactor::ALL
+            .into_iter()
+            .map(|factor| RiskRating { factor, level: RiskLevel::Low, notes: String::new() })
+            .collect();
         Self { factors, overall: RiskLevel::Low }
     }
 

@@ -25,19 +25,15 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == raw.trim().to_lowercase())
-            .ok_or_else(|| FieldError::new("roles", format!("unknown role `{}`; use staff, leader, dsl or admin", raw.trim())))
+        Role::ALL.into_iter().find(|r| r.as_str() == raw.trim().to_lowercase()).ok_or_else(|| {
+            FieldError::new("roles", format!("unknown role `{}`; use staff, leader, dsl or admin", raw.trim()))
+        })
     }
 
     /// A list such as `staff;leader` or `staff,leader` (CSV cells use `;`).
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, FieldError> {
-        let mut roles: Vec<Role> = raw
-            .split([',', ';', '|'])
-            .filter(|s| !s.trim().is_empty())
-            .map(Role::parse)
-            .collect::<Result<_, _>>()?;
+        let mut roles: Vec<Role> =
+            raw.split([',', ';', '|']).filter(|s| !s.trim().is_empty()).map(Role::parse).collect::<Result<_, _>>()?;
         roles.sort();
         roles.dedup();
         if roles.is_empty() {

@@ -115,19 +115,33 @@ pub enum PinCheck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    Start { location: Option<Coordinates> },
+    Start {
+        location: Option<Coordinates>,
+    },
     CheckIn,
-    Extend { minutes: u32 },
+    Extend {
+        minutes: u32,
+    },
     End,
-    EndWithPin { pin: PinCheck },
-    Panic { location: Option<Coordinates> },
-    RecordOutcome { outcome: Outcome },
+    EndWithPin {
+        pin: PinCheck,
+    },
+    Panic {
+        location: Option<Coordinates>,
+    },
+    RecordOutcome {
+        outcome: Outcome,
+    },
     // Server events.
     ApprovalRequested,
     Approved,
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     /// The scheduler saw `deadline` pass. Stale (and skipped) if a late-arriving check-in moved it.
-    DeadlineMissed { deadline: Timestamp },
+    DeadlineMissed {
+        deadline: Timestamp,
+    },
     /// A leader resolved the red alert.
     AlarmResolved,
 }
@@ -198,14 +212,20 @@ pub enum Effect {
     DeadlineSet(Timestamp),
     DeadlineCleared,
     /// The deadline passed: start the escalation plan.
-    EscalationStarted { deadline: Timestamp },
+    EscalationStarted {
+        deadline: Timestamp,
+    },
     /// Raise a red alert at once.
     AlarmRaised(AlarmKind),
     /// A check-in or end arrived while overdue: stand the alert down and tell everyone alerted.
-    StoodDown { late_by: Duration },
+    StoodDown {
+        late_by: Duration,
+    },
     AlarmCleared,
     SessionEnded,
-    OutcomeRecorded { concern: Concern },
+    OutcomeRecorded {
+        concern: Concern,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -280,7 +300,9 @@ impl SessionState {
         use SessionStatus::*;
         match &event.kind {
             EventKind::ApprovalRequested => {
-                if self.status != Planned || !matches!(self.approval, ApprovalStatus::Required | ApprovalStatus::Pending) {
+                if self.status != Planned
+                    || !matches!(self.approval, ApprovalStatus::Required | ApprovalStatus::Pending)
+                {
                     return Err(SessionError::ApprovalNotRequestable);
                 }
                 next.approval = ApprovalStatus::Pending;
@@ -399,7 +421,8 @@ impl SessionState {
                 } else {
                     next.status = Active;
                     // The worker is still out: give them time before the next deadline.
-                    next.planned_end = next.planned_end.map(|end| end.max(at + Duration::minutes(GRACE_AFTER_LATE_CHECK_IN)));
+                    next.planned_end =
+                        next.planned_end.map(|end| end.max(at + Duration::minutes(GRACE_AFTER_LATE_CHECK_IN)));
                     next.next_check_in = terms.check_in_interval.map(|i| at + i.duration());
                     next.arm_deadline(&mut effects);
                 }
@@ -524,10 +547,24 @@ mod tests {
     fn unapproved_visit_cannot_start() {
         let t = terms(None, true);
         let s = SessionState::new(&t);
-        assert_eq!(s.apply(&t, &ev(1, 0, EventKind::Start { location: None })).err(), Some(SessionError::ApprovalRequired));
-        let s = run(&t, &[ev(1, 0, EventKind::ApprovalRequested), ev(2, 1, EventKind::Rejected { reason: "no".into() })]);
-        assert_eq!(s.apply(&t, &ev(3, 2, EventKind::Start { location: None })).err(), Some(SessionError::ApprovalRejected));
-        let s = run(&t, &[ev(1, 0, EventKind::ApprovalRequested), ev(2, 1, EventKind::Approved), ev(3, 2, EventKind::Start { location: None })]);
+        assert_eq!(
+            s.apply(&t, &ev(1, 0, EventKind::Start { location: None })).err(),
+            Some(SessionError::ApprovalRequired)
+        );
+        let s =
+            run(&t, &[ev(1, 0, EventKind::ApprovalRequested), ev(2, 1, EventKind::Rejected { reason: "no".into() })]);
+        assert_eq!(
+            s.apply(&t, &ev(3, 2, EventKind::Start { location: None })).err(),
+            Some(SessionError::ApprovalRejected)
+        );
+        let s = run(
+            &t,
+            &[
+                ev(1, 0, EventKind::ApprovalRequested),
+                ev(2, 1, EventKind::Approved),
+                ev(3, 2, EventKind::Start { location: None }),
+            ],
+        );
         assert_eq!(s.status, SessionStatus::Active);
     }
 
@@ -578,7 +615,8 @@ mod tests {
     #[test]
     fn panic_then_resolve_resumes_the_visit() {
         let t = terms(Some(10), false);
-        let s = run(&t, &[ev(1, 0, EventKind::Start { location: None }), ev(2, 5, EventKind::Panic { location: None })]);
+        let s =
+            run(&t, &[ev(1, 0, EventKind::Start { location: None }), ev(2, 5, EventKind::Panic { location: None })]);
         assert_eq!(s.status, SessionStatus::Alarm);
         let s = s.apply(&t, &ev(3, 8, EventKind::AlarmResolved)).unwrap().state;
         assert_eq!(s.status, SessionStatus::Active);
@@ -588,12 +626,31 @@ mod tests {
     #[test]
     fn outcome_needs_an_ended_visit_and_only_once() {
         let t = terms(None, false);
-        let outcome = Outcome { child_seen: true, responsible_adult_present: true, entered_premises: false, concern: Concern::None, notes: String::new() };
+        let outcome = Outcome {
+            child_seen: true,
+            responsible_adult_present: true,
+            entered_premises: false,
+            concern: Concern::None,
+            notes: String::new(),
+        };
         let s = run(&t, &[ev(1, 0, EventKind::Start { location: None })]);
-        assert_eq!(s.apply(&t, &ev(2, 1, EventKind::RecordOutcome { outcome: outcome.clone() })).err(), Some(SessionError::NotEnded));
-        let s = run(&t, &[ev(1, 0, EventKind::Start { location: None }), ev(2, 30, EventKind::End), ev(3, 31, EventKind::RecordOutcome { outcome: outcome.clone() })]);
+        assert_eq!(
+            s.apply(&t, &ev(2, 1, EventKind::RecordOutcome { outcome: outcome.clone() })).err(),
+            Some(SessionError::NotEnded)
+        );
+        let s = run(
+            &t,
+            &[
+                ev(1, 0, EventKind::Start { location: None }),
+                ev(2, 30, EventKind::End),
+                ev(3, 31, EventKind::RecordOutcome { outcome: outcome.clone() }),
+            ],
+        );
         assert_eq!(s.status, SessionStatus::OutcomeRecorded);
-        assert_eq!(s.apply(&t, &ev(4, 32, EventKind::RecordOutcome { outcome })).err(), Some(SessionError::OutcomeAlreadyRecorded));
+        assert_eq!(
+            s.apply(&t, &ev(4, 32, EventKind::RecordOutcome { outcome })).err(),
+            Some(SessionError::OutcomeAlreadyRecorded)
+        );
     }
 
     #[test]
@@ -620,7 +677,13 @@ mod tests {
             Just(EventKind::ApprovalRequested),
             Just(EventKind::Approved),
             Just(EventKind::RecordOutcome {
-                outcome: Outcome { child_seen: true, responsible_adult_present: false, entered_premises: false, concern: Concern::Safeguarding, notes: "n".into() }
+                outcome: Outcome {
+                    child_seen: true,
+                    responsible_adult_present: false,
+                    entered_premises: false,
+                    concern: Concern::Safeguarding,
+                    notes: "n".into()
+                }
             }),
             (0i64..400).prop_map(|m| EventKind::DeadlineMissed { deadline: t0() + Duration::minutes(m) }),
         ]
@@ -629,7 +692,8 @@ mod tests {
     fn arb_history() -> impl Strategy<Value = (SessionTerms, Vec<Event>)> {
         let terms = (proptest::option::of(5i64..=60), any::<bool>()).prop_map(|(i, a)| terms(i, a));
         let events = proptest::collection::vec((0i64..400, arb_kind()), 0..30).prop_map(|items| {
-            let mut events: Vec<Event> = items.into_iter().enumerate().map(|(n, (m, kind))| ev(n as u128 + 1, m, kind)).collect();
+            let mut events: Vec<Event> =
+                items.into_iter().enumerate().map(|(n, (m, kind))| ev(n as u128 + 1, m, kind)).collect();
             // Always include a start so the interesting states are reached.
             events.push(ev(1000, 0, EventKind::Start { location: None }));
             events

@@ -55,12 +55,16 @@ impl SessionKind {
                         "a home visit needs a sub-kind: safe_and_well, procedural, education or other",
                     ));
                 };
-                HomeVisitKind::ALL.into_iter().find(|k| k.as_str() == sub).map(SessionKind::HomeVisit).ok_or_else(|| {
-                    FieldError::new(
-                        "sub_kind",
-                        format!("unknown home-visit sub-kind `{sub}`; use safe_and_well, procedural, education or other"),
-                    )
-                })
+                HomeVisitKind::ALL.into_iter().find(|k| k.as_str() == sub).map(SessionKind::HomeVisit).ok_or_else(
+                    || {
+                        FieldError::new(
+                            "sub_kind",
+                            format!(
+                                "unknown home-visit sub-kind `{sub}`; use safe_and_well, procedural, education or other"
+                            ),
+                        )
+                    },
+                )
             }
             "offsite_meeting" => no_sub_kind(SessionKind::OffsiteMeeting),
             "on_site_alone" => no_sub_kind(SessionKind::OnSiteAlone),

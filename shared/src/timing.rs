@@ -63,7 +63,10 @@ pub struct ExtendMinutes(u32);
 impl ExtendMinutes {
     pub fn parse(minutes: i64) -> Result<Self, FieldError> {
         if !(1..=120).contains(&minutes) {
-            return Err(FieldError::new("minutes", format!("a visit is extended by 1 to 120 minutes at a time, got {minutes}")));
+            return Err(FieldError::new(
+                "minutes",
+                format!("a visit is extended by 1 to 120 minutes at a time, got {minutes}"),
+            ));
         }
         Ok(Self(minutes as u32))
     }

@@ -181,15 +181,26 @@ impl TestApp {
         School { id, admin, leader, dsl, staff, other_staff }
     }
 
-    pub async fn member(&self, school_id: Uuid, local: &str, roles: Vec<Role>, line_manager_id: Option<Uuid>) -> Member {
+    pub async fn member(
+        &self,
+        school_id: Uuid,
+        local: &str,
+        roles: Vec<Role>,
+        line_manager_id: Option<Uuid>,
+    ) -> Member {
         let email = format!("{local}@school.test");
-        homeward_server::routes::users::create_user(&self.state, school_id, None, CreateUserRequest {
-            email: email.clone(),
-            name: local.to_string(),
-            password: PASSWORD.into(),
-            roles,
-            line_manager_id,
-        })
+        homeward_server::routes::users::create_user(
+            &self.state,
+            school_id,
+            None,
+            CreateUserRequest {
+                email: email.clone(),
+                name: local.to_string(),
+                password: PASSWORD.into(),
+                roles,
+                line_manager_id,
+            },
+        )
         .await
         .expect("create user");
         let (api, login) = self.api.login(&email, PASSWORD).await.expect("sign in");

@@ -8,7 +8,13 @@ use homeward_shared::{HomeVisitKind, RiskLevel};
 use homeward_tests::{Backend, event, low_risk_visit, on_both_databases, spawn_app, visit_with_risk};
 
 fn outcome(concern: Concern) -> Outcome {
-    Outcome { child_seen: true, responsible_adult_present: true, entered_premises: false, concern, notes: "All well.".into() }
+    Outcome {
+        child_seen: true,
+        responsible_adult_present: true,
+        entered_premises: false,
+        concern,
+        notes: "All well.".into(),
+    }
 }
 
 async fn full_lifecycle(backend: Backend) {
@@ -57,10 +63,18 @@ async fn full_lifecycle(backend: Backend) {
 
     // Every step is in the audit log, and the chain holds.
     let audit = school.dsl.api.audit(0, 1000).await.unwrap();
-    let actions: Vec<&str> = audit.iter().filter(|e| e.subject == format!("session:{}", planned.id)).map(|e| e.action.as_str()).collect();
+    let actions: Vec<&str> =
+        audit.iter().filter(|e| e.subject == format!("session:{}", planned.id)).map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["session.planned", "session.started", "session.checked_in", "session.extended", "session.ended", "session.outcome_recorded"]
+        [
+            "session.planned",
+            "session.started",
+            "session.checked_in",
+            "session.extended",
+            "session.ended",
+            "session.outcome_recorded"
+        ]
     );
     assert!(school.dsl.api.verify_audit().await.unwrap().intact);
 }
@@ -99,7 +113,10 @@ async fn late_events_count_in_the_order_they_happened(backend: Backend) {
 
     // The same history sent in another order to another session gives the same result.
     let other = worker.plan_session(&low_risk_visit()).await.unwrap();
-    let renamed = |e: &homeward_shared::api::ClientEvent| homeward_shared::api::ClientEvent { id: uuid::Uuid::new_v4(), ..e.clone() };
+    let renamed = |e: &homeward_shared::api::ClientEvent| homeward_shared::api::ClientEvent {
+        id: uuid::Uuid::new_v4(),
+        ..e.clone()
+    };
     let in_order = worker.send_events(other.id, &[renamed(&start), renamed(&check_in), renamed(&end)]).await.unwrap();
     assert_eq!(in_order.session.status, late.session.status);
     assert_eq!(in_order.session.last_check_in, late.session.last_check_in);
@@ -177,7 +194,10 @@ async fn approval_rules_decide_what_needs_approval(backend: Backend) {
     let rejected = school.dsl.api.reject(saw.id, "Go with a colleague next week").await.unwrap();
     assert_eq!(rejected.approval.status, ApprovalStatus::Rejected);
     assert_eq!(rejected.approval.reason.as_deref(), Some("Go with a colleague next week"));
-    let err = worker.send_events(saw.id, &[event(ClientEventKind::Start { location: None }, Duration::zero())]).await.unwrap_err();
+    let err = worker
+        .send_events(saw.id, &[event(ClientEventKind::Start { location: None }, Duration::zero())])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("approval_rejected"));
 
     // The school can change its rules: with approval off for medium risk, it needs none.
@@ -208,12 +228,20 @@ async fn duress_pin_looks_like_a_normal_end_to_the_worker(backend: Backend) {
     let worker = &school.staff.api;
     worker.set_pins("2468", "1357").await.unwrap();
     let session = worker.plan_session(&low_risk_visit()).await.unwrap();
-    worker.send_events(session.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-5))]).await.unwrap();
+    worker
+        .send_events(session.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-5))])
+        .await
+        .unwrap();
 
-    let wrong = worker.send_events(session.id, &[event(ClientEventKind::EndWithPin { pin: "0000".into() }, Duration::zero())]).await;
+    let wrong = worker
+        .send_events(session.id, &[event(ClientEventKind::EndWithPin { pin: "0000".into() }, Duration::zero())])
+        .await;
     assert_eq!(wrong.unwrap_err().code(), Some("invalid_pin"));
 
-    let ended = worker.send_events(session.id, &[event(ClientEventKind::EndWithPin { pin: "1357".into() }, Duration::zero())]).await.unwrap();
+    let ended = worker
+        .send_events(session.id, &[event(ClientEventKind::EndWithPin { pin: "1357".into() }, Duration::zero())])
+        .await
+        .unwrap();
     assert_eq!(ended.session.status, SessionStatus::Ended, "the phone shows a normal end");
     assert_eq!(ended.session.alarm, None);
     let leader_view = school.leader.api.session(session.id).await.unwrap();
@@ -221,8 +249,14 @@ async fn duress_pin_looks_like_a_normal_end_to_the_worker(backend: Backend) {
     assert_eq!(leader_view.alarm, Some(homeward_shared::session::AlarmKind::Duress));
 
     let other = worker.plan_session(&low_risk_visit()).await.unwrap();
-    worker.send_events(other.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-5))]).await.unwrap();
-    let safe = worker.send_events(other.id, &[event(ClientEventKind::EndWithPin { pin: "2468".into() }, Duration::zero())]).await.unwrap();
+    worker
+        .send_events(other.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-5))])
+        .await
+        .unwrap();
+    let safe = worker
+        .send_events(other.id, &[event(ClientEventKind::EndWithPin { pin: "2468".into() }, Duration::zero())])
+        .await
+        .unwrap();
     assert_eq!(school.leader.api.session(other.id).await.unwrap().status, SessionStatus::Ended);
     assert_eq!(safe.session.status, SessionStatus::Ended);
 }
@@ -257,12 +291,16 @@ async fn pings_are_stored_once_and_only_during_the_visit(backend: Backend) {
     };
     let err = worker.send_pings(session.id, &[ping.clone()]).await.unwrap_err();
     assert_eq!(err.code(), Some("not_started"));
-    worker.send_events(session.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-1))]).await.unwrap();
+    worker
+        .send_events(session.id, &[event(ClientEventKind::Start { location: None }, Duration::minutes(-1))])
+        .await
+        .unwrap();
     let stored = worker.send_pings(session.id, &[ping.clone()]).await.unwrap();
     assert_eq!((stored.stored, stored.duplicates), (1, 0));
     let again = worker.send_pings(session.id, &[ping.clone()]).await.unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 1));
-    let count: (i64,) = sqlx::query_as("select count(*) from location_pings").fetch_one(&app.state.db.pool).await.unwrap();
+    let count: (i64,) =
+        sqlx::query_as("select count(*) from location_pings").fetch_one(&app.state.db.pool).await.unwrap();
     assert_eq!(count.0, 1);
     // Someone else's phone cannot post pings for this visit.
     let err = school.other_staff.api.send_pings(session.id, &[ping]).await.unwrap_err();

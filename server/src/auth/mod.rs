@@ -15,6 +15,9 @@ use crate::clock::to_millis;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// user id, school id, name, roles, expiry, revocation, active flag.
+type TokenRow = (String, String, String, String, i64, Option<i64>, i64);
+
 /// The signed-in user, taken from `Authorization: Bearer <token>`. Every handler that needs a user
 /// takes this, so no endpoint can forget to check.
 #[derive(Debug, Clone)]
@@ -61,7 +64,7 @@ impl FromRequest for AuthUser {
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`"))?;
             let token_hash = token::hash(token.trim());
-            let row: Option<(String, String, String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+            let row: Option<TokenRow> = sqlx::query_as(
                 "select u.user_id, u.school_id, u.name, u.roles, t.expires_at, t.revoked_at, u.active \
                  from access_tokens t join users u on u.user_id = t.user_id where t.token_hash = $1",
             )

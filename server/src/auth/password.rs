@@ -45,4 +45,5 @@ pub async fn verify(secret: String, stored: String) -> anyhow::Result<bool> {
 
 /// A hash to verify against when the account does not exist, so timing does not reveal which e-mails are
 /// registered.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9cH0ll4k9HoTUDnl1jDtk6HhB4fwRPxCS+lIkdfgfmA";
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9cH0ll4k9HoTUDnl1jDtk6HhB4fwRPxCS+lIkdfgfmA";

@@ -20,7 +20,10 @@ pub async fn run(db: &Db) -> anyhow::Result<()> {
     if db.backend == Backend::Postgres {
         sqlx::query("select pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(tx.conn()).await?;
     }
-    tx.conn().execute("create table if not exists schema_migrations (version bigint primary key, applied_at bigint not null)")
+    tx.conn()
+        .execute(
+            "create table if not exists schema_migrations (version bigint primary key, applied_at bigint not null)",
+        )
         .await?;
     let applied: Vec<(i64,)> = sqlx::query_as("select version from schema_migrations").fetch_all(tx.conn()).await?;
     for (version, sql) in migrations {

@@ -13,7 +13,11 @@ use crate::store::{audit, users};
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     if body.password.is_empty() {
@@ -27,7 +31,9 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
     if let Err(wait) = state.login_limiter.check(email.as_ref(), &address, now) {
         let minutes = wait.div_ceil(60);
         return Err(ApiError::TooManyRequests {
-            message: format!("too many failed sign-ins: this account is locked for {minutes} more minute(s); try again then"),
+            message: format!(
+                "too many failed sign-ins: this account is locked for {minutes} more minute(s); try again then"
+            ),
             retry_after_secs: wait,
         });
     }
@@ -59,7 +65,8 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json
         .bind(to_millis(expires_at))
         .execute(tx.conn())
         .await?;
-    let user = users::get(tx.conn(), user_id).await?.ok_or(ApiError::Unauthorized("the e-mail or password is wrong"))?;
+    let user =
+        users::get(tx.conn(), user_id).await?.ok_or(ApiError::Unauthorized("the e-mail or password is wrong"))?;
     tx.commit().await?;
     tracing::info!(user = %user.id, "signed in");
     Ok(HttpResponse::Ok().json(LoginResponse { token, expires_at, user }))
@@ -99,7 +106,11 @@ fn parse_pin(field: &'static str, raw: &str) -> Result<String, FieldError> {
 /// silent alarm.
 #[utoipa::path(put, path = "/api/v1/me/pins", tag = "auth", security(("bearer" = [])), request_body = SetPinsRequest,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn set_pins(state: web::Data<AppState>, user: AuthUser, body: web::Json<SetPinsRequest>) -> ApiResult<HttpResponse> {
+pub async fn set_pins(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<SetPinsRequest>,
+) -> ApiResult<HttpResponse> {
     let safe = parse_pin("safe_pin", &body.safe_pin)?;
     let duress = parse_pin("duress_pin", &body.duress_pin)?;
     if safe == duress {
@@ -109,14 +120,17 @@ pub async fn set_pins(state: web::Data<AppState>, user: AuthUser, body: web::Jso
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     users::set_pins(&mut tx, user.user_id, &safe_hash, &duress_hash).await?;
-    audit::append(&mut tx, audit::Action {
-        school_id: user.school_id,
-        actor_id: Some(user.user_id),
-        action: "user.pins_set",
-        subject: format!("user:{}", user.user_id),
-        detail: String::new(),
-        at: now,
-    })
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id: user.school_id,
+            actor_id: Some(user.user_id),
+            action: "user.pins_set",
+            subject: format!("user:{}", user.user_id),
+            detail: String::new(),
+            at: now,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())

@@ -16,13 +16,21 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpR
 }
 
 async fn validate(state: &AppState, user: &AuthUser, body: EscalationPlanRequest) -> ApiResult<(EscalationPlan, bool)> {
-    let plan = EscalationPlan::parse(&body.name, body.steps, body.repeat_every_seconds.unwrap_or(EscalationPlan::DEFAULT_REPEAT_SECONDS))?;
+    let plan = EscalationPlan::parse(
+        &body.name,
+        body.steps,
+        body.repeat_every_seconds.unwrap_or(EscalationPlan::DEFAULT_REPEAT_SECONDS),
+    )?;
     for (n, step) in plan.steps.iter().enumerate() {
         for recipient in &step.recipients {
             if let Recipient::User { user_id } = recipient
                 && users::get_in_school(&state.db.pool, user.school_id, *user_id).await.is_err()
             {
-                return Err(FieldError::new("steps", format!("step {}: user {user_id} is not a member of this school", n + 1)).into());
+                return Err(FieldError::new(
+                    "steps",
+                    format!("step {}: user {user_id} is not a member of this school", n + 1),
+                )
+                .into());
             }
         }
     }
@@ -34,7 +42,11 @@ async fn validate(state: &AppState, user: &AuthUser, body: EscalationPlanRequest
     request_body = EscalationPlanRequest,
     responses((status = 201, body = EscalationPlanView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(state: web::Data<AppState>, user: AuthUser, body: web::Json<EscalationPlanRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<EscalationPlanRequest>,
+) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can create escalation plans")?;
     let (plan, is_default) = validate(&state, &user, body.into_inner()).await?;
     let mut tx = state.db.begin().await?;

@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use actix_web::{HttpResponse, web};
 use chrono::Duration;
-use homeward_shared::api::{ClientEvent, ClientEventKind, EventBatch, EventBatchResponse, OutcomeRequest, PingBatch, PingBatchResponse, SessionView};
+use homeward_shared::api::{
+    ClientEvent, ClientEventKind, EventBatch, EventBatchResponse, OutcomeRequest, PingBatch, PingBatchResponse,
+    SessionView,
+};
 use homeward_shared::session::{Event, EventKind, Outcome, PinCheck};
 use homeward_shared::{Coordinates, ErrorBody, ExtendMinutes, FieldError};
 use uuid::Uuid;
@@ -48,14 +51,22 @@ fn check_outcome(outcome: &Outcome) -> Result<(), FieldError> {
 }
 
 /// Turn what the phone sent into state-machine events; the PIN is checked here and never stored.
-async fn to_event(state: &AppState, user: &AuthUser, session: &SessionRow, e: ClientEvent, now: Timestamp) -> ApiResult<Event> {
+async fn to_event(
+    state: &AppState,
+    user: &AuthUser,
+    session: &SessionRow,
+    e: ClientEvent,
+    now: Timestamp,
+) -> ApiResult<Event> {
     check_time("events.at", e.at, session, now)?;
     let kind = match e.kind {
         ClientEventKind::Start { location } => {
             EventKind::Start { location: location.map(|l| Coordinates::parse(l.latitude, l.longitude)).transpose()? }
         }
         ClientEventKind::CheckIn => EventKind::CheckIn,
-        ClientEventKind::Extend { minutes } => EventKind::Extend { minutes: ExtendMinutes::parse(minutes)?.minutes() as u32 },
+        ClientEventKind::Extend { minutes } => {
+            EventKind::Extend { minutes: ExtendMinutes::parse(minutes)?.minutes() as u32 }
+        }
         ClientEventKind::End => EventKind::End,
         ClientEventKind::EndWithPin { pin } => EventKind::EndWithPin { pin: check_pin(state, user, pin).await? },
         ClientEventKind::Panic { location } => {
@@ -74,7 +85,10 @@ async fn check_pin(state: &AppState, user: &AuthUser, pin: String) -> ApiResult<
     let (safe, duress) = users::pins(&mut tx, user.user_id).await?;
     tx.commit().await?;
     let (Some(safe), Some(duress)) = (safe, duress) else {
-        return Err(ApiError::conflict("no_pin_set", "you have not set an end-of-visit PIN; end the visit without one"));
+        return Err(ApiError::conflict(
+            "no_pin_set",
+            "you have not set an end-of-visit PIN; end the visit without one",
+        ));
     };
     if password::verify(pin.clone(), duress).await? {
         return Ok(PinCheck::Duress);
@@ -92,7 +106,12 @@ async fn check_pin(state: &AppState, user: &AuthUser, pin: String) -> ApiResult<
     responses((status = 200, body = EventBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-pub async fn record_events(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<EventBatch>) -> ApiResult<HttpResponse> {
+pub async fn record_events(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<EventBatch>,
+) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let batch = body.into_inner().events;
     if batch.is_empty() {
@@ -131,7 +150,12 @@ pub async fn record_events(state: web::Data<AppState>, user: AuthUser, path: web
     responses((status = 200, body = PingBatchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-pub async fn record_pings(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<PingBatch>) -> ApiResult<HttpResponse> {
+pub async fn record_pings(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<PingBatch>,
+) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let batch = body.into_inner().pings;
     if batch.is_empty() {
@@ -157,7 +181,11 @@ pub async fn record_pings(state: web::Data<AppState>, user: AuthUser, path: web:
         check_time("pings.at", ping.at, &session, now)?;
         let ended = session.ended_at.unwrap_or(now + Duration::minutes(CLOCK_SKEW));
         if ping.at < started - Duration::minutes(CLOCK_SKEW) || ping.at > ended {
-            return Err(FieldError::new("pings.at", format!("{} is outside the visit; location is only kept during it", ping.at)).into());
+            return Err(FieldError::new(
+                "pings.at",
+                format!("{} is outside the visit; location is only kept during it", ping.at),
+            )
+            .into());
         }
     }
     let mut tx = state.db.begin().await?;
@@ -172,7 +200,12 @@ pub async fn record_pings(state: web::Data<AppState>, user: AuthUser, path: web:
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-pub async fn record_outcome(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<OutcomeRequest>) -> ApiResult<HttpResponse> {
+pub async fn record_outcome(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<OutcomeRequest>,
+) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let body = body.into_inner();
     check_outcome(&body.outcome)?;
@@ -182,8 +215,18 @@ pub async fn record_outcome(state: web::Data<AppState>, user: AuthUser, path: we
     require_worker(&user, &session)?;
     // The form is filled in after the end, even when the phone's clock ran a little ahead of ours.
     let at = session.ended_at.map_or(now, |ended| now.max(ended + Duration::milliseconds(1)));
-    let event = Event { id: body.id.unwrap_or_else(Uuid::new_v4), at, kind: EventKind::RecordOutcome { outcome: body.outcome } };
-    sessions::record(&mut tx, &session, vec![NewEvent { event, source: Source::Client, actor_id: Some(user.user_id) }], now).await?;
+    let event = Event {
+        id: body.id.unwrap_or_else(Uuid::new_v4),
+        at,
+        kind: EventKind::RecordOutcome { outcome: body.outcome },
+    };
+    sessions::record(
+        &mut tx,
+        &session,
+        vec![NewEvent { event, source: Source::Client, actor_id: Some(user.user_id) }],
+        now,
+    )
+    .await?;
     let session: SessionView = sessions::lock(&mut tx, &user, id).await?.view(&user);
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(session))

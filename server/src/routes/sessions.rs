@@ -3,8 +3,8 @@ use chrono::Duration;
 use homeward_shared::api::{PlanSessionRequest, RejectRequest, SessionView};
 use homeward_shared::session::{Event, EventKind};
 use homeward_shared::{
-    CheckInInterval, Coordinates, ErrorBody, FieldError, GeofenceRadius, HomeVisitKind, PupilReference, RiskAssessment, RiskLevel,
-    Role, SessionKind, VisitDuration,
+    CheckInInterval, Coordinates, ErrorBody, FieldError, GeofenceRadius, HomeVisitKind, PupilReference, RiskAssessment,
+    RiskLevel, Role, SessionKind, VisitDuration,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -31,7 +31,10 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, query: web::Query<
     let scope = match query.scope.as_deref().unwrap_or("mine") {
         "mine" => Scope::Mine,
         "school" => {
-            user.require(&[Role::Leader, Role::Dsl, Role::Admin], "only leaders, the DSL and admins see the whole school")?;
+            user.require(
+                &[Role::Leader, Role::Dsl, Role::Admin],
+                "only leaders, the DSL and admins see the whole school",
+            )?;
             Scope::School
         }
         "pending_approval" => {
@@ -39,7 +42,10 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, query: web::Query<
             Scope::PendingApproval
         }
         other => {
-            return Err(ApiError::bad_request("invalid_scope", format!("unknown scope `{other}`; use mine, school or pending_approval")));
+            return Err(ApiError::bad_request(
+                "invalid_scope",
+                format!("unknown scope `{other}`; use mine, school or pending_approval"),
+            ));
         }
     };
     let rows = sessions::list(&state.db.pool, &user, scope, 500).await?;
@@ -61,7 +67,11 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Str
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", security(("bearer" = [])), request_body = PlanSessionRequest,
     responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-pub async fn plan(state: web::Data<AppState>, user: AuthUser, body: web::Json<PlanSessionRequest>) -> ApiResult<HttpResponse> {
+pub async fn plan(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<PlanSessionRequest>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let now = state.clock.now();
     let kind = SessionKind::parse(&body.kind, body.sub_kind.as_deref())?;
@@ -71,12 +81,17 @@ pub async fn plan(state: web::Data<AppState>, user: AuthUser, body: web::Json<Pl
     }
     let location = body.location.map(|l| Coordinates::parse(l.latitude, l.longitude)).transpose()?;
     let geofence = body.geofence_radius_m.map(GeofenceRadius::parse).transpose()?.unwrap_or_default();
-    let pupil_reference = body.pupil_reference.as_deref().filter(|p| !p.trim().is_empty()).map(PupilReference::parse).transpose()?;
+    let pupil_reference =
+        body.pupil_reference.as_deref().filter(|p| !p.trim().is_empty()).map(PupilReference::parse).transpose()?;
     if body.household_notes.chars().count() > 2_000 {
         return Err(FieldError::new("household_notes", "household notes are at most 2000 characters").into());
     }
     if body.planned_start < now - Duration::days(1) || body.planned_start > now + Duration::days(366) {
-        return Err(FieldError::new("planned_start", "the planned start must be between yesterday and a year from now").into());
+        return Err(FieldError::new(
+            "planned_start",
+            "the planned start must be between yesterday and a year from now",
+        )
+        .into());
     }
     let expected_duration = VisitDuration::parse(body.expected_duration_minutes)?;
     let check_in_interval = body.check_in_interval_minutes.map(CheckInInterval::parse).transpose()?;
@@ -105,7 +120,8 @@ pub async fn plan(state: web::Data<AppState>, user: AuthUser, body: web::Json<Pl
     if rules.high_risk_needs_companion && risk.overall == RiskLevel::High && body.companion_id.is_none() {
         return Err(FieldError::new("companion_id", "a high-risk visit needs a companion: nobody goes alone").into());
     }
-    let approval_required = (rules.safe_and_well_needs_approval && kind == SessionKind::HomeVisit(HomeVisitKind::SafeAndWell))
+    let approval_required = (rules.safe_and_well_needs_approval
+        && kind == SessionKind::HomeVisit(HomeVisitKind::SafeAndWell))
         || rules.approval_from_risk.is_some_and(|from| risk.overall >= from);
 
     let new = NewSession {
@@ -129,7 +145,8 @@ pub async fn plan(state: web::Data<AppState>, user: AuthUser, body: web::Json<Pl
     let id = sessions::insert(&mut tx, &new, user.user_id, now).await?;
     if approval_required && body.submit_for_approval {
         let session = sessions::lock(&mut tx, &user, id).await?;
-        sessions::record(&mut tx, &session, vec![server_event(EventKind::ApprovalRequested, now, user.user_id)], now).await?;
+        sessions::record(&mut tx, &session, vec![server_event(EventKind::ApprovalRequested, now, user.user_id)], now)
+            .await?;
     }
     let session = sessions::lock(&mut tx, &user, id).await?;
     tx.commit().await?;
@@ -184,7 +201,11 @@ async fn decide(state: &AppState, user: &AuthUser, id: Uuid, decision: Decision)
     params(("id" = Uuid, Path, description = "The session")),
     responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn request_approval(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn request_approval(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     decide(&state, &user, parse_path_id(&path)?, Decision::Request).await
 }
 
@@ -202,7 +223,12 @@ pub async fn approve(state: web::Data<AppState>, user: AuthUser, path: web::Path
     params(("id" = Uuid, Path, description = "The session")), request_body = RejectRequest,
     responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn reject(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>, body: web::Json<RejectRequest>) -> ApiResult<HttpResponse> {
+pub async fn reject(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<RejectRequest>,
+) -> ApiResult<HttpResponse> {
     let reason = body.into_inner().reason.trim().to_string();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(FieldError::new("reason", "give a reason of 1 to 500 characters").into());

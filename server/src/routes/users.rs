@@ -21,14 +21,23 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpR
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
     responses((status = 201, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(state: web::Data<AppState>, user: AuthUser, body: web::Json<CreateUserRequest>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateUserRequest>,
+) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can add users")?;
     let created = create_user(&state, user.school_id, Some(user.user_id), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
 /// Validate and store a new user; shared by the API and the admin command line.
-pub async fn create_user(state: &AppState, school_id: Uuid, actor: Option<Uuid>, body: CreateUserRequest) -> ApiResult<UserView> {
+pub async fn create_user(
+    state: &AppState,
+    school_id: Uuid,
+    actor: Option<Uuid>,
+    body: CreateUserRequest,
+) -> ApiResult<UserView> {
     let email = Email::parse(&body.email)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
@@ -59,14 +68,17 @@ pub async fn create_user(state: &AppState, school_id: Uuid, actor: Option<Uuid>,
     };
     let mut tx = state.db.begin().await?;
     users::insert(&mut tx, &new, now.timestamp_millis()).await?;
-    audit::append(&mut tx, audit::Action {
-        school_id,
-        actor_id: actor,
-        action: "user.created",
-        subject: format!("user:{}", new.id),
-        detail: format!("{} ({})", new.email, users::encode_roles(&new.roles)),
-        at: now,
-    })
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id,
+            actor_id: actor,
+            action: "user.created",
+            subject: format!("user:{}", new.id),
+            detail: format!("{} ({})", new.email, users::encode_roles(&new.roles)),
+            at: now,
+        },
+    )
     .await?;
     tx.commit().await?;
     users::get(&state.db.pool, new.id).await?.ok_or(ApiError::NotFound("user"))
@@ -80,7 +92,8 @@ pub async fn create_user(state: &AppState, school_id: Uuid, actor: Option<Uuid>,
         (status = 422, body = ImportErrors)))]
 pub async fn import(state: web::Data<AppState>, user: AuthUser, body: web::Bytes) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can import staff")?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_csv", "the CSV file must be UTF-8 text"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_csv", "the CSV file must be UTF-8 text"))?;
     match import::import(&state.db, user.school_id, Some(user.user_id), text, state.clock.now()).await {
         Ok(users) => Ok(HttpResponse::Created().json(ImportReport { imported: users.len(), users })),
         Err(ImportError::Rows(rows)) => Ok(HttpResponse::UnprocessableEntity().json(ImportErrors {

@@ -5,11 +5,11 @@ use homeward_shared::api::{AuditChainReport, AuditEntry};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
 use crate::error::ApiError;
-use crate::Timestamp;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -81,7 +81,12 @@ fn to_entry(row: Row) -> Result<AuditEntry, ApiError> {
     })
 }
 
-pub async fn list(pool: &sqlx::AnyPool, school_id: Uuid, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, ApiError> {
+pub async fn list(
+    pool: &sqlx::AnyPool,
+    school_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, ApiError> {
     let rows: Vec<Row> = sqlx::query_as(
         "select seq, at, actor_id, action, subject, detail, prev_hash, hash from audit_log \
          where school_id = $1 and seq > $2 order by seq limit $3",
@@ -107,7 +112,8 @@ pub async fn verify(pool: &sqlx::AnyPool, school_id: Uuid) -> Result<AuditChainR
         for e in batch {
             entries += 1;
             let actor = e.actor_id.map(|a| a.to_string()).unwrap_or_default();
-            let recomputed = chain_hash(&e.prev_hash, e.seq, e.at.timestamp_millis(), &actor, &e.action, &e.subject, &e.detail);
+            let recomputed =
+                chain_hash(&e.prev_hash, e.seq, e.at.timestamp_millis(), &actor, &e.action, &e.subject, &e.detail);
             let broken = if e.seq != expected_seq {
                 Some(format!("entry {} is missing: the log jumps from {} to {}", expected_seq, expected_seq - 1, e.seq))
             } else if e.prev_hash != expected_prev {

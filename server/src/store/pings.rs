@@ -3,15 +3,21 @@
 use homeward_shared::api::LocationPing;
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::clock::to_millis;
 use crate::db::WriteTx;
 use crate::error::ApiError;
 use crate::store::sessions::SessionRow;
-use crate::Timestamp;
 
 /// Store pings once each (a resent batch is harmless); returns (stored, duplicates).
 #[tracing::instrument(skip_all, fields(session = %session.id, pings = pings.len()))]
-pub async fn insert(tx: &mut WriteTx, session: &SessionRow, user_id: Uuid, pings: &[LocationPing], now: Timestamp) -> Result<(usize, usize), ApiError> {
+pub async fn insert(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    user_id: Uuid,
+    pings: &[LocationPing],
+    now: Timestamp,
+) -> Result<(usize, usize), ApiError> {
     let mut stored = 0;
     for ping in pings {
         let result = sqlx::query(

@@ -4,12 +4,12 @@ use homeward_shared::EscalationPlan;
 use homeward_shared::api::EscalationPlanView;
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::auth::parse_id;
 use crate::clock::from_millis;
 use crate::db::WriteTx;
 use crate::error::ApiError;
 use crate::store::audit;
-use crate::Timestamp;
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(
@@ -38,14 +38,17 @@ pub async fn insert(
     .execute(tx.conn())
     .await;
     map_name_conflict(result, &plan.name)?;
-    audit::append(tx, audit::Action {
-        school_id,
-        actor_id,
-        action: "escalation_plan.created",
-        subject: format!("escalation_plan:{id}"),
-        detail: serde_json::to_string(plan).map_err(anyhow::Error::from)?,
-        at: now,
-    })
+    audit::append(
+        tx,
+        audit::Action {
+            school_id,
+            actor_id,
+            action: "escalation_plan.created",
+            subject: format!("escalation_plan:{id}"),
+            detail: serde_json::to_string(plan).map_err(anyhow::Error::from)?,
+            at: now,
+        },
+    )
     .await?;
     Ok(id)
 }
@@ -84,14 +87,17 @@ pub async fn update(
     .execute(tx.conn())
     .await;
     map_name_conflict(result, &plan.name)?;
-    audit::append(tx, audit::Action {
-        school_id,
-        actor_id: Some(actor_id),
-        action: "escalation_plan.updated",
-        subject: format!("escalation_plan:{id}"),
-        detail: serde_json::to_string(plan).map_err(anyhow::Error::from)?,
-        at: now,
-    })
+    audit::append(
+        tx,
+        audit::Action {
+            school_id,
+            actor_id: Some(actor_id),
+            action: "escalation_plan.updated",
+            subject: format!("escalation_plan:{id}"),
+            detail: serde_json::to_string(plan).map_err(anyhow::Error::from)?,
+            at: now,
+        },
+    )
     .await?;
     Ok(())
 }
@@ -149,7 +155,10 @@ pub async fn get_in_school<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     row.map(to_view).transpose()?.ok_or(ApiError::NotFound("escalation plan"))
 }
 
-pub async fn default_for<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, school_id: Uuid) -> Result<Uuid, ApiError> {
+pub async fn default_for<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    school_id: Uuid,
+) -> Result<Uuid, ApiError> {
     let row: Option<(String,)> =
         sqlx::query_as("select plan_id from escalation_plans where school_id = $1 and is_default = 1 limit 1")
             .bind(school_id.to_string())

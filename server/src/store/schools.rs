@@ -4,10 +4,10 @@ use homeward_shared::api::ApprovalRules;
 use homeward_shared::{EscalationPlan, RiskLevel};
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::db::WriteTx;
 use crate::error::ApiError;
 use crate::store::{audit, plans};
-use crate::Timestamp;
 
 /// Create a school with the default escalation plan and default rules.
 #[tracing::instrument(skip_all)]
@@ -23,20 +23,26 @@ pub async fn create(tx: &mut WriteTx, name: &str, now: Timestamp) -> Result<Uuid
         .bind(now.timestamp_millis())
         .execute(tx.conn())
         .await?;
-    audit::append(tx, audit::Action {
-        school_id: id,
-        actor_id: None,
-        action: "school.created",
-        subject: format!("school:{id}"),
-        detail: name.to_string(),
-        at: now,
-    })
+    audit::append(
+        tx,
+        audit::Action {
+            school_id: id,
+            actor_id: None,
+            action: "school.created",
+            subject: format!("school:{id}"),
+            detail: name.to_string(),
+            at: now,
+        },
+    )
     .await?;
     plans::insert(tx, id, None, &EscalationPlan::school_default(), true, now).await?;
     Ok(id)
 }
 
-pub async fn rules<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, school_id: Uuid) -> Result<ApprovalRules, ApiError> {
+pub async fn rules<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    school_id: Uuid,
+) -> Result<ApprovalRules, ApiError> {
     let row: Option<(i64, Option<String>, i64)> = sqlx::query_as(
         "select safe_and_well_needs_approval, approval_from_risk, high_risk_needs_companion from schools where school_id = $1",
     )
@@ -66,15 +72,18 @@ pub async fn set_rules(tx: &mut WriteTx, school_id: Uuid, rules: &ApprovalRules)
 }
 
 pub async fn find_by_name(pool: &sqlx::AnyPool, name: &str) -> Result<Option<Uuid>, ApiError> {
-    let row: Option<(String,)> = sqlx::query_as("select school_id from schools where name = $1 order by created_at limit 1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("select school_id from schools where name = $1 order by created_at limit 1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
     row.map(|(id,)| crate::auth::parse_id(&id)).transpose()
 }
 
 pub async fn exists(pool: &sqlx::AnyPool, school_id: Uuid) -> Result<bool, ApiError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("select school_id from schools where school_id = $1").bind(school_id.to_string()).fetch_optional(pool).await?;
+    let row: Option<(String,)> = sqlx::query_as("select school_id from schools where school_id = $1")
+        .bind(school_id.to_string())
+        .fetch_optional(pool)
+        .await?;
     Ok(row.is_some())
 }

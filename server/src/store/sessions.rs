@@ -3,7 +3,8 @@
 
 use homeward_shared::api::{ApprovalView, SessionView};
 use homeward_shared::session::{
-    AlarmKind, ApprovalStatus, Event, EventKind, Outcome, SessionError, SessionState, SessionStatus, SessionTerms, replay,
+    AlarmKind, ApprovalStatus, Event, EventKind, Outcome, SessionError, SessionState, SessionStatus, SessionTerms,
+    replay,
 };
 use homeward_shared::{CheckInInterval, Coordinates, RiskAssessment, VisitDuration};
 use uuid::Uuid;
@@ -72,10 +73,15 @@ pub struct SessionRow {
 
 impl SessionRow {
     pub fn terms(&self) -> Result<SessionTerms, ApiError> {
-        let corrupt = |e: homeward_shared::FieldError| ApiError::Unexpected(anyhow::anyhow!("stored session {}: {e}", self.id));
+        let corrupt =
+            |e: homeward_shared::FieldError| ApiError::Unexpected(anyhow::anyhow!("stored session {}: {e}", self.id));
         Ok(SessionTerms {
             expected_duration: VisitDuration::parse(self.expected_duration_minutes).map_err(corrupt)?,
-            check_in_interval: self.check_in_interval_minutes.map(CheckInInterval::parse).transpose().map_err(corrupt)?,
+            check_in_interval: self
+                .check_in_interval_minutes
+                .map(CheckInInterval::parse)
+                .transpose()
+                .map_err(corrupt)?,
             approval_required: self.approval_required,
         })
     }
@@ -155,8 +161,11 @@ fn enum_str<T: serde::Serialize>(value: &T) -> String {
 fn from_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, ApiError> {
     use sqlx::Row;
     let id = |i: usize| -> Result<Uuid, ApiError> { parse_id(&row.try_get::<String, _>(i)?) };
-    let opt_id = |i: usize| -> Result<Option<Uuid>, ApiError> { row.try_get::<Option<String>, _>(i)?.map(|s| parse_id(&s)).transpose() };
-    let opt_time = |i: usize| -> Result<Option<Timestamp>, ApiError> { Ok(row.try_get::<Option<i64>, _>(i)?.map(from_millis)) };
+    let opt_id = |i: usize| -> Result<Option<Uuid>, ApiError> {
+        row.try_get::<Option<String>, _>(i)?.map(|s| parse_id(&s)).transpose()
+    };
+    let opt_time =
+        |i: usize| -> Result<Option<Timestamp>, ApiError> { Ok(row.try_get::<Option<i64>, _>(i)?.map(from_millis)) };
     let latitude: Option<f64> = row.try_get(8)?;
     let longitude: Option<f64> = row.try_get(9)?;
     Ok(SessionRow {
@@ -227,32 +236,43 @@ pub async fn insert(tx: &mut WriteTx, new: &NewSession, actor: Uuid, now: Timest
     .bind(to_millis(now))
     .execute(tx.conn())
     .await?;
-    audit::append(tx, audit::Action {
-        school_id: new.school_id,
-        actor_id: Some(actor),
-        action: "session.planned",
-        subject: format!("session:{id}"),
-        detail: format!(
-            "{} {} at {}, risk {}, approval {}",
-            new.kind.kind_str(),
-            new.kind.sub_kind_str().unwrap_or(""),
-            new.planned_start.to_rfc3339(),
-            new.risk_assessment.overall.as_str(),
-            approval.as_str()
-        ),
-        at: now,
-    })
+    audit::append(
+        tx,
+        audit::Action {
+            school_id: new.school_id,
+            actor_id: Some(actor),
+            action: "session.planned",
+            subject: format!("session:{id}"),
+            detail: format!(
+                "{} {} at {}, risk {}, approval {}",
+                new.kind.kind_str(),
+                new.kind.sub_kind_str().unwrap_or(""),
+                new.planned_start.to_rfc3339(),
+                new.risk_assessment.overall.as_str(),
+                approval.as_str()
+            ),
+            at: now,
+        },
+    )
     .await?;
     Ok(id)
 }
 
-pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, id: Uuid) -> Result<Option<SessionRow>, ApiError> {
-    let row = sqlx::query(&format!("{SELECT} where s.session_id = $1")).bind(id.to_string()).fetch_optional(exec).await?;
+pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    id: Uuid,
+) -> Result<Option<SessionRow>, ApiError> {
+    let row =
+        sqlx::query(&format!("{SELECT} where s.session_id = $1")).bind(id.to_string()).fetch_optional(exec).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// The session if `user` may see it; 404 otherwise (including another school's sessions).
-pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, user: &AuthUser, id: Uuid) -> Result<SessionRow, ApiError> {
+pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    user: &AuthUser,
+    id: Uuid,
+) -> Result<SessionRow, ApiError> {
     match get(exec, id).await? {
         Some(s) if s.visible_to(user) => Ok(s),
         _ => Err(ApiError::NotFound("session")),
@@ -262,7 +282,10 @@ pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: 
 /// Lock the session row for the rest of the transaction (PostgreSQL) and read it.
 pub async fn lock(tx: &mut WriteTx, user: &AuthUser, id: Uuid) -> Result<SessionRow, ApiError> {
     if tx.backend == crate::db::Backend::Postgres {
-        sqlx::query("select session_id from sessions where session_id = $1 for update").bind(id.to_string()).execute(tx.conn()).await?;
+        sqlx::query("select session_id from sessions where session_id = $1 for update")
+            .bind(id.to_string())
+            .execute(tx.conn())
+            .await?;
     }
     get_visible(tx.conn(), user, id).await
 }
@@ -273,7 +296,12 @@ pub enum Scope {
     PendingApproval,
 }
 
-pub async fn list(pool: &sqlx::AnyPool, user: &AuthUser, scope: Scope, limit: i64) -> Result<Vec<SessionRow>, ApiError> {
+pub async fn list(
+    pool: &sqlx::AnyPool,
+    user: &AuthUser,
+    scope: Scope,
+    limit: i64,
+) -> Result<Vec<SessionRow>, ApiError> {
     let (filter, bind_user) = match scope {
         Scope::Mine => ("s.school_id = $1 and (s.worker_id = $2 or s.companion_id = $2)", true),
         Scope::School => ("s.school_id = $1", false),
@@ -342,7 +370,12 @@ async fn history(tx: &mut WriteTx, session_id: Uuid) -> Result<Vec<Event>, ApiEr
 /// this session are duplicates and change nothing; an id used by another session is refused. If any
 /// new event cannot happen where it falls in time, the whole batch is refused and nothing is written.
 #[tracing::instrument(skip_all, fields(session = %session.id, events = new.len()))]
-pub async fn record(tx: &mut WriteTx, session: &SessionRow, mut new: Vec<NewEvent>, now: Timestamp) -> Result<Recorded, ApiError> {
+pub async fn record(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    mut new: Vec<NewEvent>,
+    now: Timestamp,
+) -> Result<Recorded, ApiError> {
     // Instants are stored to the millisecond: replay what will be stored, not what arrived.
     for item in &mut new {
         item.event.at = from_millis(to_millis(item.event.at));
@@ -365,7 +398,10 @@ pub async fn record(tx: &mut WriteTx, session: &SessionRow, mut new: Vec<NewEven
         if elsewhere.is_some() {
             return Err(ApiError::conflict(
                 "event_id_reused",
-                format!("event {} was already recorded for a different session; every event needs a new id", item.event.id),
+                format!(
+                    "event {} was already recorded for a different session; every event needs a new id",
+                    item.event.id
+                ),
             ));
         }
         fresh.push(item);
@@ -380,7 +416,10 @@ pub async fn record(tx: &mut WriteTx, session: &SessionRow, mut new: Vec<NewEven
     for item in &fresh {
         if let Some((_, error)) = outcome.skipped.iter().find(|(id, _)| *id == item.event.id) {
             let ApiError::Conflict { code, message } = session_error(error) else { unreachable!() };
-            return Err(ApiError::conflict(code, format!("event {} ({}): {message}", item.event.id, item.event.kind.name())));
+            return Err(ApiError::conflict(
+                code,
+                format!("event {} ({}): {message}", item.event.id, item.event.kind.name()),
+            ));
         }
     }
 
@@ -404,14 +443,17 @@ pub async fn record(tx: &mut WriteTx, session: &SessionRow, mut new: Vec<NewEven
         .bind(to_millis(now))
         .execute(tx.conn())
         .await?;
-        audit::append(tx, audit::Action {
-            school_id: session.school_id,
-            actor_id: item.actor_id,
-            action: audit_action(&item.event.kind),
-            subject: format!("session:{}", session.id),
-            detail: audit_detail(&item.event, now),
-            at: now,
-        })
+        audit::append(
+            tx,
+            audit::Action {
+                school_id: session.school_id,
+                actor_id: item.actor_id,
+                action: audit_action(&item.event.kind),
+                subject: format!("session:{}", session.id),
+                detail: audit_detail(&item.event, now),
+                at: now,
+            },
+        )
         .await?;
     }
     write_state(tx, session.id, &outcome.state, now).await?;
@@ -439,7 +481,10 @@ fn audit_detail(event: &Event, received: Timestamp) -> String {
     let when = format!("happened {}, received {}", event.at.to_rfc3339(), received.to_rfc3339());
     match &event.kind {
         EventKind::Extend { minutes } => format!("extended by {minutes} min; {when}"),
-        EventKind::EndWithPin { pin } => format!("ended with the {} PIN; {when}", if *pin == homeward_shared::session::PinCheck::Duress { "duress" } else { "safe" }),
+        EventKind::EndWithPin { pin } => format!(
+            "ended with the {} PIN; {when}",
+            if *pin == homeward_shared::session::PinCheck::Duress { "duress" } else { "safe" }
+        ),
         EventKind::Rejected { reason } => format!("rejected: {reason}; {when}"),
         EventKind::DeadlineMissed { deadline } => format!("deadline {} missed; {when}", deadline.to_rfc3339()),
         EventKind::RecordOutcome { outcome } => format!("concern: {}; {when}", enum_str(&outcome.concern)),

@@ -71,8 +71,12 @@ fn to_view(row: Row) -> Result<UserView, ApiError> {
     })
 }
 
-pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, id: Uuid) -> Result<Option<UserView>, ApiError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} where u.user_id = $1")).bind(id.to_string()).fetch_optional(exec).await?;
+pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    id: Uuid,
+) -> Result<Option<UserView>, ApiError> {
+    let row: Option<Row> =
+        sqlx::query_as(&format!("{SELECT} where u.user_id = $1")).bind(id.to_string()).fetch_optional(exec).await?;
     row.map(to_view).transpose()
 }
 
@@ -98,17 +102,22 @@ pub async fn list(pool: &sqlx::AnyPool, school_id: Uuid) -> Result<Vec<UserView>
     rows.into_iter().map(to_view).collect()
 }
 
-pub async fn find_by_email<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(exec: E, email: &str) -> Result<Option<UserView>, ApiError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} where u.email = $1")).bind(email).fetch_optional(exec).await?;
+pub async fn find_by_email<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    email: &str,
+) -> Result<Option<UserView>, ApiError> {
+    let row: Option<Row> =
+        sqlx::query_as(&format!("{SELECT} where u.email = $1")).bind(email).fetch_optional(exec).await?;
     row.map(to_view).transpose()
 }
 
 /// The stored password hash and active flag, for sign-in.
 pub async fn credentials(pool: &sqlx::AnyPool, email: &str) -> Result<Option<(Uuid, String, bool)>, ApiError> {
-    let row: Option<(String, String, i64)> = sqlx::query_as("select user_id, password_hash, active from users where email = $1")
-        .bind(email)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("select user_id, password_hash, active from users where email = $1")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
     row.map(|(id, hash, active)| Ok((parse_id(&id)?, hash, active != 0))).transpose()
 }
 
