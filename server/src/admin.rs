@@ -6,6 +6,7 @@ use anyhow::Context;
 use homeward_shared::api::CreateUserRequest;
 use homeward_shared::{Email, Role};
 
+use crate::auth::password;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::cli::{Cli, Command};
 use crate::clock::{Clock, SystemClock};
@@ -25,6 +26,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::CreateSchool { name, admin_email, admin_name, admin_password } => {
             let state = offline_state(settings).await?;
+            // Check the admin before the school is written: a refused command must leave no school
+            // without an admin behind.
+            let email = Email::parse(&admin_email)?;
+            let trimmed = admin_name.trim();
+            anyhow::ensure!(
+                !trimmed.is_empty() && trimmed.chars().count() <= 100,
+                "the admin's name must be 1 to 100 characters"
+            );
+            password::check_rules(&admin_password)?;
+            anyhow::ensure!(
+                users::find_by_email(&state.db.pool, email.as_ref()).await?.is_none(),
+                "an account with the e-mail {email} already exists"
+            );
             let mut tx = state.db.begin().await.map_err(ApiError::from)?;
             let school_id = schools::create(&mut tx, &name, state.clock.now()).await?;
             tx.commit().await.map_err(ApiError::from)?;
@@ -44,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let admin = match admin {
                 Ok(a) => a,
                 Err(e) => {
-                    // Leave no school without an admin behind: the school row goes only if nothing else uses it.
+                    // Only a race (the e-mail taken meanwhile) gets here after the checks above.
                     anyhow::bail!("the school was created ({school_id}) but its admin was not: {e}");
                 }
             };
@@ -114,7 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = Db::connect(&settings.database_url()?).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Ok(AppState { db, clock, settings, login_limiter: LoginLimiter::default() })
+    Ok(AppState { db, clock, settings, login_limiter: LoginLimiter::default(), vapid_public_key: None })
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

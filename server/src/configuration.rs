@@ -17,6 +17,18 @@ pub struct Settings {
     /// How long a sign-in lasts before the user must sign in again.
     #[arg(long, global = true, env = "HOMEWARD_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub token_ttl_hours: i64,
+    /// How long a leader may own an alert without resolving it before escalation resumes (seconds).
+    #[arg(long, global = true, env = "HOMEWARD_OWNERSHIP_TIMEOUT_SECS", default_value_t = 600)]
+    pub ownership_timeout_secs: i64,
+    /// Longest wait for a push service to answer one message (seconds).
+    #[arg(long, global = true, env = "HOMEWARD_PUSH_TIMEOUT_SECS", default_value_t = 10)]
+    pub push_timeout_secs: u64,
+    /// The contact put in every VAPID signature, so push services can reach the operator.
+    #[arg(long, global = true, env = "HOMEWARD_VAPID_SUBJECT", default_value = "mailto:safety@homeward.invalid")]
+    pub vapid_subject: String,
+    /// How often the scheduler looks for timers written by other server processes (milliseconds).
+    #[arg(long, global = true, env = "HOMEWARD_POLL_MS", default_value_t = 250)]
+    pub poll_ms: u64,
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::routes::users::create_user;
 use crate::state::AppState;
 use crate::store::sessions::{self, NewEvent, NewSession, Source};
-use crate::store::{plans, schools};
+use crate::store::{plans, schools, users};
 use homeward_shared::session::{Event, EventKind};
 
 pub const SCHOOL: &str = "Harbourside Academy (demo)";
@@ -40,6 +40,16 @@ pub const PEOPLE: [DemoPerson; 5] = [
 pub async fn seed(state: &AppState) -> Result<(Uuid, bool), ApiError> {
     if let Some(id) = schools::find_by_name(&state.db.pool, SCHOOL).await? {
         return Ok((id, false));
+    }
+    // Check the people before the school is written: a half-seeded demo school would be taken for a
+    // whole one by every later run.
+    for person in &PEOPLE {
+        if users::find_by_email(&state.db.pool, person.email).await?.is_some() {
+            return Err(ApiError::conflict(
+                "email_taken",
+                format!("cannot seed the demo school: an account with the e-mail {} already exists", person.email),
+            ));
+        }
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;

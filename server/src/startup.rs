@@ -2,6 +2,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::{JsonPayloadError, PayloadError};
@@ -14,6 +15,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::escalation::scheduler;
+use crate::notify::Channel;
+use crate::notify::deliverer;
+use crate::notify::web_push::{VapidKeys, WebPush};
 use crate::routes;
 use crate::state::AppState;
 
@@ -34,7 +39,23 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)?;
         let address = listener.local_addr()?;
         let json_limit = settings.max_body_kb * 1024;
-        let state = web::Data::new(AppState { db, clock, settings, login_limiter: LoginLimiter::default() });
+        let vapid = VapidKeys::load_or_generate(&db).await?;
+        let push: Arc<dyn Channel> = Arc::new(WebPush::new(
+            vapid.clone(),
+            settings.vapid_subject.clone(),
+            Duration::from_secs(settings.push_timeout_secs),
+        )?);
+        let poll = Duration::from_millis(settings.poll_ms.max(10));
+        let state = web::Data::new(AppState {
+            db,
+            clock,
+            settings,
+            login_limiter: LoginLimiter::default(),
+            vapid_public_key: Some(vapid.public_b64.clone()),
+        });
+        // The engine: whatever fell due while the server was down fires as soon as these start.
+        tokio::spawn(scheduler::run(state.clone().into_inner(), poll));
+        tokio::spawn(deliverer::run(state.clone().into_inner(), push, poll));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -11,4 +11,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub login_limiter: LoginLimiter,
+    /// The application server key browsers subscribe with (`None` for admin commands that do not serve).
+    pub vapid_public_key: Option<String>,
 }

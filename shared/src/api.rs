@@ -311,3 +311,147 @@ pub struct AuditChainReport {
 pub struct Health {
     pub status: String,
 }
+
+/// What raised an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A deadline passed with no check-in (amber).
+    MissedDeadline,
+    /// The panic button (red).
+    Panic,
+    /// The duress PIN (red, silent on the worker's phone).
+    Duress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// The plan's steps are firing (or, after the last, repeating to every leader).
+    Escalating,
+    /// A leader has taken ownership; further steps wait unless it is not resolved in time.
+    Acknowledged,
+    Resolved,
+    /// The worker checked in or ended while overdue: everyone alerted has been told.
+    StoodDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertResolution {
+    WorkerSafe,
+    FalseAlarm,
+    Incident,
+    PoliceCalled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub recipient_id: Option<Uuid>,
+    pub recipient_name: String,
+    pub channel: String,
+    /// `pending`, `sending`, `sent`, `gone` (the endpoint no longer exists), `failed`, or `no_channel`
+    /// (the recipient has no working device).
+    pub status: String,
+    pub purpose: String,
+    pub step: Option<i64>,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertView {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub worker_id: Uuid,
+    pub worker_name: String,
+    pub kind: AlertKind,
+    pub status: AlertStatus,
+    /// How many of the plan's steps have fired.
+    pub steps_fired: i64,
+    pub steps_total: i64,
+    /// The instruction of the latest step that fired.
+    pub instruction: Option<String>,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledged_by: Option<Uuid>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<Uuid>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<AlertResolution>,
+    pub resolution_notes: Option<String>,
+    pub stood_down_at: Option<DateTime<Utc>>,
+    pub last_location: Option<Coordinates>,
+    /// The visit, with household notes: responders see them once an alert exists.
+    pub session: SessionView,
+    pub deliveries: Vec<DeliveryView>,
+    /// Delivery in words, e.g. "sent to 2 of Priya Okafor's devices at 14:05:03; one endpoint gone".
+    pub delivery_summary: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveAlertRequest {
+    pub resolution: AlertResolution,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VapidPublicKey {
+    /// The application server key for `PushManager.subscribe` (base64url, uncompressed P-256 point).
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushSubscriptionKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+/// A browser's push subscription, as `PushSubscription.toJSON()` gives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushSubscriptionRequest {
+    pub endpoint: String,
+    pub keys: PushSubscriptionKeys,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnsubscribeRequest {
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushSubscriptionView {
+    pub id: Uuid,
+    pub endpoint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a push notification carries: enough to show and open the alert, never a child's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushPayload {
+    pub alert_id: Uuid,
+    pub kind: AlertKind,
+    /// `step`, `repeat`, `stand_down` or `resolved`.
+    pub purpose: String,
+    pub step: Option<i64>,
+    pub title: String,
+    pub body: String,
+    /// Where the app opens when the notification is tapped.
+    pub url: String,
+}

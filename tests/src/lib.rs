@@ -17,6 +17,7 @@ use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 pub use homeward_shared;
+pub mod push_service;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -115,6 +116,10 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         data_dir: db.data_dir.clone(),
         token_ttl_hours: 12,
         max_body_kb: 256,
+        ownership_timeout_secs: 600,
+        push_timeout_secs: 5,
+        vapid_subject: "mailto:tests@homeward.test".into(),
+        poll_ms: 50,
     }
 }
 

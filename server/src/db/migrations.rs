@@ -5,8 +5,14 @@ use sqlx::Executor;
 
 use super::{Backend, Db};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_foundation.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_foundation.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_escalation.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_foundation.sql")),
+    (2, include_str!("../../migrations/postgres/0002_escalation.sql")),
+];
 
 /// Arbitrary but fixed: every server process migrating the same PostgreSQL takes this lock first.
 const MIGRATION_LOCK: i64 = 0x686f_6d65;

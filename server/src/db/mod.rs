@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -23,12 +23,21 @@ pub struct Db {
     pub backend: Backend,
     /// SQLite has one writer: writes queue here instead of failing with "database is locked".
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Wakes this process's scheduler when a transaction that wrote a timer commits.
+    pub timers_changed: Arc<Notify>,
+    /// Wakes this process's deliverer when a transaction that wrote a delivery commits.
+    pub deliveries_changed: Arc<Notify>,
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
 pub struct WriteTx {
     pub tx: Transaction<'static, Any>,
     pub backend: Backend,
+    /// Set by code that writes timers or deliveries, so the loops look again once this commits.
+    pub wrote_timers: bool,
+    pub wrote_deliveries: bool,
+    timers_changed: Arc<Notify>,
+    deliveries_changed: Arc<Notify>,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
@@ -47,7 +56,14 @@ impl WriteTx {
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if self.wrote_timers {
+            self.timers_changed.notify_waiters();
+        }
+        if self.wrote_deliveries {
+            self.deliveries_changed.notify_waiters();
+        }
+        Ok(())
     }
 }
 
@@ -87,7 +103,13 @@ impl Db {
         }
         .with_context(|| format!("could not open the database at {}", redact(url)))?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let db = Db { pool, backend, write_gate };
+        let db = Db {
+            pool,
+            backend,
+            write_gate,
+            timers_changed: Arc::new(Notify::new()),
+            deliveries_changed: Arc::new(Notify::new()),
+        };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
     }
@@ -98,7 +120,15 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, backend: self.backend, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            wrote_timers: false,
+            wrote_deliveries: false,
+            timers_changed: self.timers_changed.clone(),
+            deliveries_changed: self.deliveries_changed.clone(),
+            _gate: gate,
+        })
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

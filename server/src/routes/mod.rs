@@ -1,9 +1,11 @@
 //! The HTTP surface: one module per area, every route registered in [`configure`].
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod plans;
+pub mod push;
 pub mod school;
 pub mod session_events;
 pub mod sessions;
@@ -41,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/escalation-plans", web::get().to(plans::list))
                 .route("/escalation-plans", web::post().to(plans::create))
                 .route("/escalation-plans/{id}", web::put().to(plans::update))
+                .route("/alerts", web::get().to(alerts::list))
+                .route("/alerts/{id}", web::get().to(alerts::get))
+                .route("/alerts/{id}/acknowledge", web::post().to(alerts::acknowledge))
+                .route("/alerts/{id}/resolve", web::post().to(alerts::resolve))
+                .route("/push/vapid-public-key", web::get().to(push::vapid_public_key))
+                .route("/push/subscriptions", web::get().to(push::list))
+                .route("/push/subscriptions", web::post().to(push::subscribe))
+                .route("/push/subscriptions", web::delete().to(push::unsubscribe))
                 .route("/audit", web::get().to(audit::list))
                 .route("/audit/verify", web::get().to(audit::verify))
                 .default_service(web::to(not_found)),

@@ -90,8 +90,19 @@ pub async fn create_user(
     request_body(content = String, content_type = "text/csv"),
     responses((status = 201, body = ImportReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ImportErrors)))]
-pub async fn import(state: web::Data<AppState>, user: AuthUser, body: web::Bytes) -> ApiResult<HttpResponse> {
+pub async fn import(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can import staff")?;
+    // Taken as a `Result` so that a file over the body limit gets the shared error body, not actix's text.
+    let body = body.map_err(|e| match e.as_error::<actix_web::error::PayloadError>() {
+        Some(actix_web::error::PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge("the CSV file is too large; split it into smaller files".into())
+        }
+        _ => ApiError::bad_request("invalid_csv", format!("the CSV file could not be read: {e}")),
+    })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_csv", "the CSV file must be UTF-8 text"))?;
     match import::import(&state.db, user.school_id, Some(user.user_id), text, state.clock.now()).await {

@@ -457,6 +457,7 @@ pub async fn record(
         .await?;
     }
     write_state(tx, session.id, &outcome.state, now).await?;
+    crate::escalation::on_transition(tx, session, &before, &outcome.state, now).await?;
     Ok(Recorded { before, after: outcome.state, applied: fresh.iter().map(|n| n.event.id).collect(), duplicates })
 }
 

@@ -1,0 +1,109 @@
+//! One scheduler loop per server process: sleep until the next due timer (or until a transaction that
+//! wrote one commits), claim due timers one at a time and fire each exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use homeward_shared::session::{Event, EventKind};
+use uuid::Uuid;
+
+use super::alerts;
+use super::timers::{self, Timer, TimerKind};
+use crate::Timestamp;
+use crate::db::WriteTx;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::sessions::{self, NewEvent, Source};
+
+pub async fn run(state: Arc<AppState>, poll: Duration) {
+    loop {
+        let wake = state.db.timers_changed.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if let Err(e) = fire_due(&state).await {
+            tracing::error!(error = %e, "the scheduler failed; retrying");
+        }
+        let now = state.clock.now();
+        let sleep = match timers::next_due(&state.db).await {
+            Ok(Some(due)) => (due - now).to_std().unwrap_or(Duration::ZERO).min(poll),
+            _ => poll,
+        };
+        tokio::select! {
+            _ = &mut wake => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Fire every timer due by now; returns how many fired. Safe to call from several places and
+/// processes at once: each timer fires once.
+pub async fn fire_due(state: &AppState) -> Result<usize, ApiError> {
+    let mut fired = 0;
+    loop {
+        let now = state.clock.now();
+        let mut tx = state.db.begin().await?;
+        let Some(timer) = timers::claim_due(&mut tx, now).await? else {
+            tx.commit().await?;
+            return Ok(fired);
+        };
+        match fire(&mut tx, &timer, now).await {
+            Ok(()) => {
+                timers::mark_fired(&mut tx, timer.id, now).await?;
+                tx.commit().await?;
+                fired += 1;
+            }
+            Err(e) => {
+                drop(tx);
+                tracing::error!(error = %e, timer = %timer.id, "a timer could not fire; it will be tried again");
+                timers::postpone(&state.db, timer.id, now + chrono::Duration::seconds(5)).await?;
+            }
+        }
+    }
+}
+
+async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<(), ApiError> {
+    let Some(session_id) = timer.session_id else { return Ok(()) };
+    let Some(session) = lock_session(tx, session_id).await? else { return Ok(()) };
+    match timer.kind {
+        TimerKind::SessionDeadline => {
+            // The event is dated when the deadline passed, so a check-in queued before it still wins.
+            let event = Event {
+                id: Uuid::new_v4(),
+                at: timer.due_at,
+                kind: EventKind::DeadlineMissed { deadline: timer.due_at },
+            };
+            match sessions::record(tx, &session, vec![NewEvent { event, source: Source::Server, actor_id: None }], now)
+                .await
+            {
+                // The deadline moved or the visit ended in the meantime: nothing to do.
+                Err(ApiError::Conflict { .. }) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        }
+        TimerKind::EscalationStep | TimerKind::Repeat | TimerKind::OwnershipTimeout => {
+            let Some(alert) = (match timer.alert_id {
+                Some(id) => alerts::lock(tx, id).await?,
+                None => None,
+            }) else {
+                return Ok(());
+            };
+            match timer.kind {
+                TimerKind::EscalationStep => {
+                    alerts::fire_step(tx, alert, &session, timer.step_index.unwrap_or(0), now).await
+                }
+                TimerKind::Repeat => alerts::fire_repeat(tx, alert, &session, now).await,
+                _ => alerts::ownership_timed_out(tx, alert, &session, now).await,
+            }
+        }
+    }
+}
+
+async fn lock_session(tx: &mut WriteTx, id: Uuid) -> Result<Option<sessions::SessionRow>, ApiError> {
+    if tx.backend == crate::db::Backend::Postgres {
+        sqlx::query("select session_id from sessions where session_id = $1 for update")
+            .bind(id.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    sessions::get(tx.conn(), id).await
+}

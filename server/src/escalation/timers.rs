@@ -1,0 +1,162 @@
+//! Timer rows: what must happen at a time. A timer fires once: it is claimed in a transaction
+//! (`for update skip locked` on PostgreSQL, the single writer on SQLite) and marked fired in the same
+//! transaction as its effects.
+
+use uuid::Uuid;
+
+use crate::Timestamp;
+use crate::auth::parse_id;
+use crate::clock::{from_millis, to_millis};
+use crate::db::{Backend, Db, WriteTx};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The session's deadline: if it is still the deadline when this fires, the session is overdue.
+    SessionDeadline,
+    /// Step `step_index` of the alert's plan.
+    EscalationStep,
+    /// After the plan ran out: tell every leader again.
+    Repeat,
+    /// A leader took ownership but has not resolved the alert in time.
+    OwnershipTimeout,
+}
+
+impl TimerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::SessionDeadline => "session_deadline",
+            TimerKind::EscalationStep => "escalation_step",
+            TimerKind::Repeat => "repeat",
+            TimerKind::OwnershipTimeout => "ownership_timeout",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [TimerKind::SessionDeadline, TimerKind::EscalationStep, TimerKind::Repeat, TimerKind::OwnershipTimeout]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub kind: TimerKind,
+    pub session_id: Option<Uuid>,
+    pub alert_id: Option<Uuid>,
+    pub step_index: Option<i64>,
+    pub due_at: Timestamp,
+}
+
+pub struct NewTimer {
+    pub school_id: Uuid,
+    pub kind: TimerKind,
+    pub session_id: Option<Uuid>,
+    pub alert_id: Option<Uuid>,
+    pub step_index: Option<i64>,
+    pub due_at: Timestamp,
+}
+
+pub async fn insert(tx: &mut WriteTx, timer: NewTimer, now: Timestamp) -> Result<(), ApiError> {
+    sqlx::query(
+        "insert into timers (timer_id, school_id, kind, session_id, alert_id, step_index, due_at, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(timer.school_id.to_string())
+    .bind(timer.kind.as_str())
+    .bind(timer.session_id.map(|s| s.to_string()))
+    .bind(timer.alert_id.map(|a| a.to_string()))
+    .bind(timer.step_index)
+    .bind(to_millis(timer.due_at))
+    .bind(to_millis(now))
+    .execute(tx.conn())
+    .await?;
+    tx.wrote_timers = true;
+    Ok(())
+}
+
+pub async fn cancel_session_deadline(tx: &mut WriteTx, session_id: Uuid, now: Timestamp) -> Result<(), ApiError> {
+    sqlx::query(
+        "update timers set cancelled_at = $1 where session_id = $2 and kind = 'session_deadline' \
+         and fired_at is null and cancelled_at is null",
+    )
+    .bind(to_millis(now))
+    .bind(session_id.to_string())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Cancel the alert's pending steps, repeats and ownership timeout.
+pub async fn cancel_for_alert(tx: &mut WriteTx, alert_id: Uuid, now: Timestamp) -> Result<(), ApiError> {
+    sqlx::query(
+        "update timers set cancelled_at = $1 where alert_id = $2 and fired_at is null and cancelled_at is null",
+    )
+    .bind(to_millis(now))
+    .bind(alert_id.to_string())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, i64);
+
+fn to_timer(row: Row) -> Result<Timer, ApiError> {
+    let (id, school_id, kind, session_id, alert_id, step_index, due_at) = row;
+    Ok(Timer {
+        id: parse_id(&id)?,
+        school_id: parse_id(&school_id)?,
+        kind: TimerKind::parse(&kind)
+            .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("unknown timer kind `{kind}`")))?,
+        session_id: session_id.map(|s| parse_id(&s)).transpose()?,
+        alert_id: alert_id.map(|a| parse_id(&a)).transpose()?,
+        step_index,
+        due_at: from_millis(due_at),
+    })
+}
+
+/// Claim the earliest due timer, locked for this transaction; other processes skip it.
+pub async fn claim_due(tx: &mut WriteTx, now: Timestamp) -> Result<Option<Timer>, ApiError> {
+    let lock = match tx.backend {
+        Backend::Postgres => " for update skip locked",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "select timer_id, school_id, kind, session_id, alert_id, step_index, due_at from timers \
+         where fired_at is null and cancelled_at is null and due_at <= $1 order by due_at limit 1{lock}"
+    );
+    let row: Option<Row> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_optional(tx.conn()).await?;
+    row.map(to_timer).transpose()
+}
+
+pub async fn mark_fired(tx: &mut WriteTx, id: Uuid, now: Timestamp) -> Result<(), ApiError> {
+    sqlx::query("update timers set fired_at = $1 where timer_id = $2")
+        .bind(to_millis(now))
+        .bind(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Try a timer again later (its effects failed); it is never dropped.
+pub async fn postpone(db: &Db, id: Uuid, to: Timestamp) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("update timers set due_at = $1 where timer_id = $2")
+        .bind(to_millis(to))
+        .bind(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, ApiError> {
+    let row: (Option<i64>,) =
+        sqlx::query_as("select min(due_at) from timers where fired_at is null and cancelled_at is null")
+            .fetch_one(&db.pool)
+            .await?;
+    Ok(row.0.map(from_millis))
+}

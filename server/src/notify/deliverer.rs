@@ -1,0 +1,115 @@
+//! The loop that empties the outbox: claim due deliveries, send them concurrently, record each
+//! attempt, retry with backoff (honouring `Retry-After`), forget devices that are gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::outbox::{self, Claimed, DeliveryResult};
+use super::{Channel, Device, Message, SendOutcome};
+use crate::Timestamp;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// After this many attempts a delivery is recorded as failed.
+pub const MAX_ATTEMPTS: i64 = 10;
+
+fn backoff(attempts: i64) -> chrono::Duration {
+    // 1 s, 2 s, 4 s ... capped at 5 minutes.
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 8)).min(chrono::Duration::minutes(5))
+}
+
+pub async fn run(state: Arc<AppState>, channel: Arc<dyn Channel>, poll: Duration) {
+    loop {
+        let wake = state.db.deliveries_changed.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if let Err(e) = deliver_due(&state, channel.as_ref()).await {
+            tracing::error!(error = %e, "delivering notifications failed; retrying");
+        }
+        let now = state.clock.now();
+        let sleep = match outbox::next_due(&state.db.pool).await {
+            Ok(Some(due)) => (due - now).to_std().unwrap_or(Duration::ZERO).min(poll),
+            _ => poll,
+        };
+        tokio::select! {
+            _ = &mut wake => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Send everything due now; returns how many deliveries were attempted.
+pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usize, ApiError> {
+    let mut attempted = 0;
+    loop {
+        let now = state.clock.now();
+        let mut tx = state.db.begin().await?;
+        let claimed = outbox::claim(&mut tx, now, 100).await?;
+        tx.commit().await?;
+        if claimed.is_empty() {
+            return Ok(attempted);
+        }
+        attempted += claimed.len();
+        let results = join_all(claimed.iter().map(|d| send_one(channel, d))).await;
+        let now = state.clock.now();
+        let mut tx = state.db.begin().await?;
+        for (delivery, outcome) in claimed.iter().zip(results) {
+            let result = to_result(delivery, outcome, now);
+            outbox::record(&mut tx, delivery, &result, now).await?;
+        }
+        tx.commit().await?;
+    }
+}
+
+async fn send_one(channel: &dyn Channel, delivery: &Claimed) -> SendOutcome {
+    let (Some(endpoint), Some(p256dh), Some(auth)) = (&delivery.endpoint, &delivery.p256dh, &delivery.auth) else {
+        return SendOutcome::Gone { status: 410 };
+    };
+    let device = Device { endpoint: endpoint.clone(), p256dh: p256dh.clone(), auth: auth.clone() };
+    let message = Message {
+        payload: delivery.payload.clone().into_bytes(),
+        urgent: delivery.urgent,
+        ttl_seconds: delivery.ttl_seconds.clamp(0, u32::MAX as i64) as u32,
+        topic: delivery.topic.clone(),
+    };
+    channel.send(&device, &message).await
+}
+
+fn to_result(delivery: &Claimed, outcome: SendOutcome, now: Timestamp) -> DeliveryResult {
+    match outcome {
+        SendOutcome::Delivered { status } => {
+            DeliveryResult { status: "sent", status_code: Some(status), error: None, next_attempt_at: None }
+        }
+        SendOutcome::Gone { status } => DeliveryResult {
+            status: "gone",
+            status_code: Some(status),
+            error: Some("the device's subscription no longer exists; it has been removed".into()),
+            next_attempt_at: None,
+        },
+        SendOutcome::Failed { status, error } => {
+            DeliveryResult { status: "failed", status_code: status, error: Some(error), next_attempt_at: None }
+        }
+        SendOutcome::Retry { status, error, retry_after } => {
+            if delivery.attempts + 1 >= MAX_ATTEMPTS {
+                return DeliveryResult {
+                    status: "failed",
+                    status_code: status,
+                    error: Some(format!("gave up: {error}")),
+                    next_attempt_at: None,
+                };
+            }
+            let mut wait = backoff(delivery.attempts);
+            if let Some(after) = retry_after.and_then(|d| chrono::Duration::from_std(d).ok()) {
+                wait = wait.max(after);
+            }
+            DeliveryResult {
+                status: "pending",
+                status_code: status,
+                error: Some(error),
+                next_attempt_at: Some(now + wait),
+            }
+        }
+    }
+}

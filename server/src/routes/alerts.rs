@@ -1,0 +1,154 @@
+use actix_web::{HttpResponse, web};
+use chrono::Duration;
+use homeward_shared::api::{AlertKind, AlertView, ResolveAlertRequest};
+use homeward_shared::session::{Event, EventKind};
+use homeward_shared::{ErrorBody, FieldError, Role};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::escalation::alerts::{self, Alert};
+use crate::notify::outbox;
+use crate::routes::parse_path_id;
+use crate::state::AppState;
+use crate::store::plans;
+use crate::store::sessions::{self, NewEvent, Source};
+
+const RESPONDERS: [Role; 3] = [Role::Leader, Role::Dsl, Role::Admin];
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AlertQuery {
+    /// `open` (default: escalating or owned) or `all`.
+    pub status: Option<String>,
+}
+
+async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<AlertView> {
+    let session = sessions::get(&state.db.pool, alert.session_id).await?.ok_or(ApiError::NotFound("session"))?;
+    let plan = plans::get_in_school(&state.db.pool, alert.school_id, alert.escalation_plan_id).await?;
+    let deliveries = outbox::for_alert(&state.db.pool, alert.id).await?;
+    Ok(AlertView {
+        id: alert.id,
+        session_id: alert.session_id,
+        worker_id: session.worker_id,
+        worker_name: session.worker_name.clone(),
+        kind: alert.kind,
+        status: alert.status,
+        steps_fired: alert.steps_fired,
+        steps_total: plan.steps.len() as i64,
+        instruction: alert.instruction.clone(),
+        raised_at: alert.raised_at,
+        acknowledged_by: alert.acknowledged_by,
+        acknowledged_at: alert.acknowledged_at,
+        resolved_by: alert.resolved_by,
+        resolved_at: alert.resolved_at,
+        resolution: alert.resolution,
+        resolution_notes: alert.resolution_notes.clone(),
+        stood_down_at: alert.stood_down_at,
+        last_location: alert.last_location,
+        session: session.view(user),
+        delivery_summary: outbox::summarise(&deliveries),
+        deliveries,
+    })
+}
+
+async fn find(state: &AppState, user: &AuthUser, raw: &str) -> ApiResult<Alert> {
+    let id = parse_path_id(raw)?;
+    match alerts::get(&state.db.pool, id).await? {
+        Some(alert) if alert.school_id == user.school_id => Ok(alert),
+        _ => Err(ApiError::NotFound("alert")),
+    }
+}
+
+/// The school's alerts, newest first (leaders, the DSL, admins).
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])), params(AlertQuery),
+    responses((status = 200, body = Vec<AlertView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<AlertQuery>,
+) -> ApiResult<HttpResponse> {
+    user.require(&RESPONDERS, "only leaders, the DSL and admins see alerts")?;
+    let open_only = match query.status.as_deref().unwrap_or("open") {
+        "open" => true,
+        "all" => false,
+        other => {
+            return Err(ApiError::bad_request("invalid_status", format!("unknown status `{other}`; use open or all")));
+        }
+    };
+    let mut views = Vec::new();
+    for alert in alerts::list_for_school(&state.db.pool, user.school_id, open_only).await? {
+        views.push(view(&state, &user, &alert).await?);
+    }
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// One alert with the visit details a responder needs and every delivery attempt.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The alert")),
+    responses((status = 200, body = AlertView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    user.require(&RESPONDERS, "only leaders, the DSL and admins see alerts")?;
+    let alert = find(&state, &user, &path).await?;
+    Ok(HttpResponse::Ok().json(view(&state, &user, &alert).await?))
+}
+
+/// Take ownership: further steps stop unless it is not resolved in time.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The alert")),
+    responses((status = 200, body = AlertView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Leader, Role::Dsl], "only leaders and the DSL take ownership of alerts")?;
+    let found = find(&state, &user, &path).await?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
+    let timeout = Duration::seconds(state.settings.ownership_timeout_secs);
+    let alert = alerts::acknowledge(&mut tx, alert, user.user_id, timeout, now).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(view(&state, &user, &alert).await?))
+}
+
+/// Resolve with an outcome and notes. A red alert's visit leaves the alarm state.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The alert")), request_body = ResolveAlertRequest,
+    responses((status = 200, body = AlertView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<ResolveAlertRequest>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Leader, Role::Dsl], "only leaders and the DSL resolve alerts")?;
+    let body = body.into_inner();
+    if body.notes.chars().count() > 5_000 {
+        return Err(FieldError::new("notes", "notes are at most 5000 characters").into());
+    }
+    let found = find(&state, &user, &path).await?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
+    let session = sessions::get(tx.conn(), alert.session_id).await?.ok_or(ApiError::NotFound("session"))?;
+    let kind = alert.kind;
+    let alert =
+        alerts::resolve(&mut tx, alert, &session, user.user_id, body.resolution, body.notes.trim().to_string(), now)
+            .await?;
+    if matches!(kind, AlertKind::Panic | AlertKind::Duress) {
+        let event = Event { id: Uuid::new_v4(), at: now, kind: EventKind::AlarmResolved };
+        let resolved = NewEvent { event, source: Source::Server, actor_id: Some(user.user_id) };
+        match sessions::record(&mut tx, &session, vec![resolved], now).await {
+            Ok(_) | Err(ApiError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(view(&state, &user, &alert).await?))
+}

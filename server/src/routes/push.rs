@@ -1,0 +1,107 @@
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use homeward_shared::api::{PushSubscriptionRequest, PushSubscriptionView, UnsubscribeRequest, VapidPublicKey};
+use homeward_shared::{ErrorBody, FieldError};
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, parse_id};
+use crate::clock::{from_millis, to_millis};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The application server key to subscribe a browser with.
+#[utoipa::path(get, path = "/api/v1/push/vapid-public-key", tag = "push", security(("bearer" = [])),
+    responses((status = 200, body = VapidPublicKey), (status = 401, body = ErrorBody)))]
+pub async fn vapid_public_key(state: web::Data<AppState>, _user: AuthUser) -> ApiResult<HttpResponse> {
+    let key = state.vapid_public_key.clone().ok_or_else(|| ApiError::Unavailable("push is not configured".into()))?;
+    Ok(HttpResponse::Ok().json(VapidPublicKey { public_key: key }))
+}
+
+/// My subscribed devices.
+#[utoipa::path(get, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PushSubscriptionView>), (status = 401, body = ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "select subscription_id, endpoint, created_at from push_subscriptions where user_id = $1 order by created_at",
+    )
+    .bind(user.user_id.to_string())
+    .fetch_all(&state.db.pool)
+    .await?;
+    let views = rows
+        .into_iter()
+        .map(|(id, endpoint, created)| {
+            Ok(PushSubscriptionView { id: parse_id(&id)?, endpoint, created_at: from_millis(created) })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(views))
+}
+
+fn check_key(field: &'static str, raw: &str, len: usize) -> Result<(), FieldError> {
+    match URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')) {
+        Ok(bytes) if bytes.len() == len => Ok(()),
+        _ => Err(FieldError::new(field, format!("must be {len} bytes in base64url"))),
+    }
+}
+
+/// Subscribe this browser to alerts (one user may have several devices). Subscribing the same
+/// endpoint again updates its keys and owner.
+#[utoipa::path(post, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
+    request_body = PushSubscriptionRequest,
+    responses((status = 201, body = PushSubscriptionView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn subscribe(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<PushSubscriptionRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let endpoint = body.endpoint.trim().to_string();
+    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) || endpoint.len() > 2_000 {
+        return Err(
+            FieldError::new("endpoint", "the endpoint must be an http(s) URL of at most 2000 characters").into()
+        );
+    }
+    check_key("keys.p256dh", &body.keys.p256dh, 65)?;
+    check_key("keys.auth", &body.keys.auth, 16)?;
+    let now = state.clock.now();
+    let id = Uuid::new_v4();
+    let mut tx = state.db.begin().await?;
+    sqlx::query("delete from push_subscriptions where endpoint = $1").bind(&endpoint).execute(tx.conn()).await?;
+    sqlx::query(
+        "insert into push_subscriptions (subscription_id, user_id, school_id, endpoint, p256dh, auth, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id.to_string())
+    .bind(user.user_id.to_string())
+    .bind(user.school_id.to_string())
+    .bind(&endpoint)
+    .bind(body.keys.p256dh.trim_end_matches('='))
+    .bind(body.keys.auth.trim_end_matches('='))
+    .bind(to_millis(now))
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(PushSubscriptionView { id, endpoint, created_at: now }))
+}
+
+/// Unsubscribe a device.
+#[utoipa::path(delete, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
+    request_body = UnsubscribeRequest,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<UnsubscribeRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut tx = state.db.begin().await?;
+    let result = sqlx::query("delete from push_subscriptions where endpoint = $1 and user_id = $2")
+        .bind(body.endpoint.trim())
+        .bind(user.user_id.to_string())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    if result.rows_affected() == 0 {
+        return Err(ApiError::NotFound("subscription"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
