@@ -215,6 +215,40 @@ impl ApiClient {
         self.get("/api/v1/audit/verify").await
     }
 
+    pub async fn vapid_public_key(&self) -> ClientResult<VapidPublicKey> {
+        self.get("/api/v1/push/vapid-public-key").await
+    }
+
+    pub async fn subscribe_push(&self, body: &PushSubscriptionRequest) -> ClientResult<PushSubscriptionView> {
+        self.post("/api/v1/push/subscriptions", body).await
+    }
+
+    pub async fn push_subscriptions(&self) -> ClientResult<Vec<PushSubscriptionView>> {
+        self.get("/api/v1/push/subscriptions").await
+    }
+
+    pub async fn unsubscribe_push(&self, endpoint: &str) -> ClientResult<()> {
+        let body = UnsubscribeRequest { endpoint: endpoint.into() };
+        self.send_empty(self.request(Method::DELETE, "/api/v1/push/subscriptions").json(&body)).await
+    }
+
+    /// `status`: `open` or `all`.
+    pub async fn alerts(&self, status: &str) -> ClientResult<Vec<AlertView>> {
+        self.get(&format!("/api/v1/alerts?status={status}")).await
+    }
+
+    pub async fn alert(&self, id: Uuid) -> ClientResult<AlertView> {
+        self.get(&format!("/api/v1/alerts/{id}")).await
+    }
+
+    pub async fn acknowledge_alert(&self, id: Uuid) -> ClientResult<AlertView> {
+        self.post(&format!("/api/v1/alerts/{id}/acknowledge"), &serde_json::json!({})).await
+    }
+
+    pub async fn resolve_alert(&self, id: Uuid, body: &ResolveAlertRequest) -> ClientResult<AlertView> {
+        self.post(&format!("/api/v1/alerts/{id}/resolve"), body).await
+    }
+
     /// A raw request, for tests of bad input: returns the status and the body as JSON (or `null`).
     pub async fn raw(
         &self,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chrono::{Duration, Utc};
-use homeward_server::clock::{Clock, ManualClock, SystemClock};
+use homeward_server::clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 use homeward_server::configuration::Settings;
 use homeward_server::startup::Application;
 use homeward_server::state::AppState;
@@ -106,6 +106,7 @@ pub struct TestApp {
     pub api: ApiClient,
     pub state: web::Data<AppState>,
     pub clock: Option<ManualClock>,
+    pub shifted: Option<ShiftedClock>,
     pub db: TestDatabase,
 }
 
@@ -124,26 +125,39 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    start(backend, None).await
+    start(backend, None, None, |_| {}).await
 }
 
 /// The server with a clock the test moves by hand.
 pub async fn spawn_app_with_clock(backend: Backend, clock: ManualClock) -> TestApp {
-    start(backend, Some(clock)).await
+    start(backend, Some(clock), None, |_| {}).await
 }
 
-async fn start(backend: Backend, manual: Option<ManualClock>) -> TestApp {
+/// The server on real time plus an offset the test can jump forward, with settings adjusted.
+pub async fn spawn_app_shifted(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    start(backend, None, Some(ShiftedClock::new()), configure).await
+}
+
+async fn start(
+    backend: Backend,
+    manual: Option<ManualClock>,
+    shifted: Option<ShiftedClock>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     homeward_server::telemetry::init();
     let db = TestDatabase::new(backend).await;
-    let clock: Arc<dyn Clock> = match &manual {
-        Some(c) => Arc::new(c.clone()),
-        None => Arc::new(SystemClock),
+    let clock: Arc<dyn Clock> = match (&manual, &shifted) {
+        (Some(c), _) => Arc::new(c.clone()),
+        (None, Some(c)) => Arc::new(c.clone()),
+        (None, None) => Arc::new(SystemClock),
     };
-    let app = Application::build_with_clock(settings_for(&db), clock).await.expect("the server starts");
+    let mut settings = settings_for(&db);
+    configure(&mut settings);
+    let app = Application::build_with_clock(settings, clock).await.expect("the server starts");
     let address = format!("http://{}", app.address());
     let state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { api: ApiClient::new(&address), address, state, clock: manual, db }
+    TestApp { api: ApiClient::new(&address), address, state, clock: manual, shifted, db }
 }
 
 /// A school with one person in each role; staff report to the leader.
@@ -170,6 +184,46 @@ impl Member {
 impl TestApp {
     pub fn now(&self) -> chrono::DateTime<Utc> {
         self.state.clock.now()
+    }
+
+    /// An event happening now by the server's clock, to the millisecond.
+    pub fn event_now(&self, kind: ClientEventKind) -> ClientEvent {
+        let now = chrono::DateTime::from_timestamp_millis(self.now().timestamp_millis()).expect("a valid time");
+        ClientEvent { id: Uuid::new_v4(), at: now, kind }
+    }
+
+    /// Jump the server's clock forward (a shifted clock keeps running in real time afterwards).
+    pub fn advance(&self, by: Duration) {
+        if let Some(c) = &self.shifted {
+            c.advance(by);
+        } else if let Some(c) = &self.clock {
+            c.advance(by);
+        } else {
+            panic!("this app runs on the system clock; use spawn_app_shifted or spawn_app_with_clock");
+        }
+    }
+
+    /// A push service that checks this server's VAPID signatures.
+    pub async fn push_service(&self) -> push_service::PushService {
+        let key = self.state.vapid_public_key.clone().expect("the server has a VAPID key");
+        push_service::PushService::start(key).await
+    }
+
+    /// Subscribe a new browser of `member` at `push`.
+    pub async fn subscribe(&self, member: &Member, push: &push_service::PushService) -> push_service::Subscription {
+        let subscription = push.subscribe();
+        member
+            .api
+            .subscribe_push(&homeward_shared::api::PushSubscriptionRequest {
+                endpoint: subscription.endpoint.clone(),
+                keys: homeward_shared::api::PushSubscriptionKeys {
+                    p256dh: subscription.p256dh.clone(),
+                    auth: subscription.auth.clone(),
+                },
+            })
+            .await
+            .expect("subscribe");
+        subscription
     }
 
     /// Create a school (with its default plan) and its people, signed in.

@@ -88,8 +88,8 @@ pub async fn create_user(
 /// Every bad row is reported with its line number; nothing is imported unless all rows are good.
 #[utoipa::path(post, path = "/api/v1/users/import", tag = "users", security(("bearer" = [])),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 201, body = ImportReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ImportErrors)))]
+    responses((status = 201, body = ImportReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ImportErrors)))]
 pub async fn import(
     state: web::Data<AppState>,
     user: AuthUser,
