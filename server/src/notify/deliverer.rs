@@ -52,14 +52,20 @@ pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usiz
             return Ok(attempted);
         }
         attempted += claimed.len();
-        let results = join_all(claimed.iter().map(|d| send_one(channel, d))).await;
-        let now = state.clock.now();
-        let mut tx = state.db.begin().await?;
-        for (delivery, outcome) in claimed.iter().zip(results) {
-            let result = to_result(delivery, outcome, now);
-            outbox::record(&mut tx, delivery, &result, now).await?;
+        // Record each result as soon as its send returns: a crash then repeats at most the messages
+        // in flight at that instant, never a whole batch that was already accepted.
+        let recorded = join_all(claimed.iter().map(|delivery| async move {
+            let outcome = send_one(channel, delivery).await;
+            let now = state.clock.now();
+            let mut tx = state.db.begin().await?;
+            outbox::record(&mut tx, delivery, &to_result(delivery, outcome, now), now).await?;
+            tx.commit().await?;
+            Ok::<(), ApiError>(())
+        }))
+        .await;
+        for result in recorded {
+            result?;
         }
-        tx.commit().await?;
     }
 }
 
