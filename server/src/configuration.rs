@@ -29,6 +29,13 @@ pub struct Settings {
     /// How often the scheduler looks for timers written by other server processes (milliseconds).
     #[arg(long, global = true, env = "HOMEWARD_POLL_MS", default_value_t = 250)]
     pub poll_ms: u64,
+    /// A live visit with no location ping for this long raises a lost-signal alert (seconds).
+    #[arg(long, global = true, env = "HOMEWARD_SIGNAL_LOST_SECS", default_value_t = 600)]
+    pub signal_lost_secs: i64,
+    /// After prompting a worker who left the visit's geofence, tell the line manager if the visit has
+    /// still not ended this long later (seconds).
+    #[arg(long, global = true, env = "HOMEWARD_GEOFENCE_FOLLOW_UP_SECS", default_value_t = 120)]
+    pub geofence_follow_up_secs: i64,
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,

@@ -40,13 +40,23 @@ impl From<ApiError> for ImportError {
 
 /// Check the file's shape and every row's values on their own (not yet against the database).
 pub fn parse(text: &str) -> Result<Vec<StaffRow>, Vec<RowError>> {
+    let (rows, errors) = parse_all(text);
+    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+}
+
+/// Every good row and every bad one, so the checks against the database can run on the good rows and
+/// the admin hears about all problems in one answer.
+pub fn parse_all(text: &str) -> (Vec<StaffRow>, Vec<RowError>) {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
     let headers = match reader.headers() {
         Ok(h) => h.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>(),
-        Err(e) => return Err(vec![RowError { line: 1, message: format!("the header row cannot be read: {e}") }]),
+        Err(e) => return (vec![], vec![RowError { line: 1, message: format!("the header row cannot be read: {e}") }]),
     };
     if headers != COLUMNS {
-        return Err(vec![RowError { line: 1, message: format!("the header must be exactly `{}`", COLUMNS.join(",")) }]);
+        return (
+            vec![],
+            vec![RowError { line: 1, message: format!("the header must be exactly `{}`", COLUMNS.join(",")) }],
+        );
     }
     let mut rows = Vec::new();
     let mut errors = Vec::new();
@@ -85,12 +95,8 @@ pub fn parse(text: &str) -> Result<Vec<StaffRow>, Vec<RowError>> {
             errors.push(RowError { line: row.line, message: format!("{} is already on line {first}", row.email) });
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(errors)
-    }
+    errors.sort_by_key(|e| e.line);
+    (rows, errors)
 }
 
 fn parse_row(line: u64, record: &csv::StringRecord) -> Result<StaffRow, String> {
@@ -120,9 +126,11 @@ pub async fn import(
     text: &str,
     now: Timestamp,
 ) -> Result<Vec<UserView>, ImportError> {
-    let rows = parse(text).map_err(ImportError::Rows)?;
+    let (rows, mut errors) = parse_all(text);
+    if errors.iter().any(|e| e.line == 1) {
+        return Err(ImportError::Rows(errors));
+    }
     let existing = users::list(&db.pool, school_id).await?;
-    let mut errors = Vec::new();
     let mut managers: HashMap<String, Uuid> = existing.iter().map(|u| (u.email.clone(), u.id)).collect();
     let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::new_v4()).collect();
     for (row, id) in rows.iter().zip(&ids) {
@@ -134,9 +142,17 @@ pub async fn import(
         }
         managers.insert(row.email.to_string(), *id);
     }
+    // A bad row's e-mail still names someone in this file: do not report their staff twice.
+    let named_in_file: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| line.split(',').next())
+        .filter_map(|cell| Email::parse(cell).ok())
+        .map(|e| e.to_string())
+        .collect();
     for row in &rows {
         if let Some(manager) = &row.line_manager_email
             && !managers.contains_key(manager.as_ref())
+            && !named_in_file.contains(manager.as_ref())
         {
             errors.push(RowError {
                 line: row.line,

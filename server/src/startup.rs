@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
@@ -14,8 +13,8 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::db::Db;
-use crate::error::ApiError;
 use crate::escalation::scheduler;
+use crate::escalation::signals::SignalSettings;
 use crate::notify::Channel;
 use crate::notify::deliverer;
 use crate::notify::web_push::{VapidKeys, WebPush};
@@ -35,10 +34,13 @@ impl Application {
 
     /// Connect (and migrate) the database, bind the address (port 0 picks a free one) and prepare the server.
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_url()?).await?;
+        let mut db = Db::connect(&settings.database_url()?).await?;
+        db.signals = SignalSettings {
+            signal_lost_after: chrono::Duration::seconds(settings.signal_lost_secs.max(1)),
+            geofence_follow_up_after: chrono::Duration::seconds(settings.geofence_follow_up_secs.max(1)),
+        };
         let listener = TcpListener::bind(settings.bind)?;
         let address = listener.local_addr()?;
-        let json_limit = settings.max_body_kb * 1024;
         let vapid = VapidKeys::load_or_generate(&db).await?;
         let push: Arc<dyn Channel> = Arc::new(WebPush::new(
             vapid.clone(),
@@ -68,12 +70,7 @@ impl Application {
                         .add(("Cache-Control", "no-store")),
                 )
                 .app_data(app_state.clone())
-                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(|err, _| json_error(err).into()))
                 .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
-                )
                 .configure(routes::configure)
         })
         .disable_signals()
@@ -96,24 +93,5 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
-    }
-}
-
-/// Bad JSON is the client's mistake: say what is wrong (serde names the field) with the shared body.
-fn json_error(err: JsonPayloadError) -> ApiError {
-    match err {
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("send JSON with `Content-Type: application/json`".into())
-        }
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge(format!("the request body is larger than {} KB", limit / 1024))
-        }
-        JsonPayloadError::Payload(PayloadError::Overflow) => {
-            ApiError::PayloadTooLarge("the request body is too large".into())
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("invalid_json", format!("the request body is not valid: {e}"))
-        }
-        other => ApiError::bad_request("invalid_json", format!("the request body is not valid: {other}")),
     }
 }

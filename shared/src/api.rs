@@ -187,11 +187,50 @@ pub enum ClientEventKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(try_from = "ClientEventWire")]
 pub struct ClientEvent {
     pub id: Uuid,
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: ClientEventKind,
+}
+
+/// The same JSON read field by field, so a wrong value is reported with its field's name (a flattened,
+/// tagged enum would hide it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEventWire {
+    id: Uuid,
+    at: DateTime<Utc>,
+    #[serde(rename = "type")]
+    kind: String,
+    location: Option<Coordinates>,
+    minutes: Option<i64>,
+    pin: Option<String>,
+    outcome: Option<Outcome>,
+}
+
+impl TryFrom<ClientEventWire> for ClientEvent {
+    type Error = String;
+
+    fn try_from(w: ClientEventWire) -> Result<Self, String> {
+        let needs = |field: &str| format!("`{field}` is required for a `{}` event", w.kind);
+        let kind = match w.kind.as_str() {
+            "start" => ClientEventKind::Start { location: w.location },
+            "check_in" => ClientEventKind::CheckIn,
+            "extend" => ClientEventKind::Extend { minutes: w.minutes.ok_or_else(|| needs("minutes"))? },
+            "end" => ClientEventKind::End,
+            "end_with_pin" => ClientEventKind::EndWithPin { pin: w.pin.clone().ok_or_else(|| needs("pin"))? },
+            "panic" => ClientEventKind::Panic { location: w.location },
+            "outcome" => ClientEventKind::Outcome { outcome: w.outcome.clone().ok_or_else(|| needs("outcome"))? },
+            other => {
+                return Err(format!(
+                    "`type`: unknown event type `{other}`; use start, check_in, extend, end, end_with_pin, panic or outcome"
+                ));
+            }
+        };
+        Ok(ClientEvent { id: w.id, at: w.at, kind })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -323,6 +362,21 @@ pub enum AlertKind {
     Panic,
     /// The duress PIN (red, silent on the worker's phone).
     Duress,
+    /// Informational: the phone's battery fell below 15%.
+    LowBattery,
+    /// Informational: no location ping for a while during a live visit.
+    SignalLost,
+    /// Informational: the phone is outside the visit's geofence but the visit has not ended.
+    LeftGeofence,
+    /// Informational: a planned visit has not started 15 minutes after its planned start.
+    MissedStart,
+}
+
+impl AlertKind {
+    /// Informational alerts tell people; they do not run the escalation plan.
+    pub fn is_informational(self) -> bool {
+        matches!(self, AlertKind::LowBattery | AlertKind::SignalLost | AlertKind::LeftGeofence | AlertKind::MissedStart)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -121,6 +121,8 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         push_timeout_secs: 5,
         vapid_subject: "mailto:tests@homeward.test".into(),
         poll_ms: 50,
+        signal_lost_secs: 600,
+        geofence_follow_up_secs: 120,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Db {
     pub timers_changed: Arc<Notify>,
     /// Wakes this process's deliverer when a transaction that wrote a delivery commits.
     pub deliveries_changed: Arc<Notify>,
+    /// How the informational signals are tuned; travels with every write transaction.
+    pub signals: crate::escalation::signals::SignalSettings,
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
@@ -36,6 +38,7 @@ pub struct WriteTx {
     /// Set by code that writes timers or deliveries, so the loops look again once this commits.
     pub wrote_timers: bool,
     pub wrote_deliveries: bool,
+    pub signals: crate::escalation::signals::SignalSettings,
     timers_changed: Arc<Notify>,
     deliveries_changed: Arc<Notify>,
     _gate: Option<OwnedMutexGuard<()>>,
@@ -109,6 +112,7 @@ impl Db {
             write_gate,
             timers_changed: Arc::new(Notify::new()),
             deliveries_changed: Arc::new(Notify::new()),
+            signals: crate::escalation::signals::SignalSettings::default(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
@@ -125,6 +129,7 @@ impl Db {
             backend: self.backend,
             wrote_timers: false,
             wrote_deliveries: false,
+            signals: self.signals,
             timers_changed: self.timers_changed.clone(),
             deliveries_changed: self.deliveries_changed.clone(),
             _gate: gate,

@@ -45,6 +45,10 @@ pub fn kind_str(kind: AlertKind) -> &'static str {
         AlertKind::MissedDeadline => "missed_deadline",
         AlertKind::Panic => "panic",
         AlertKind::Duress => "duress",
+        AlertKind::LowBattery => "low_battery",
+        AlertKind::SignalLost => "signal_lost",
+        AlertKind::LeftGeofence => "left_geofence",
+        AlertKind::MissedStart => "missed_start",
     }
 }
 
@@ -552,6 +556,74 @@ pub async fn stand_down(
     Ok(())
 }
 
+/// Has this session already had an alert of this kind? Informational alerts fire once per session.
+pub async fn exists_for_session(tx: &mut WriteTx, session_id: Uuid, kind: AlertKind) -> Result<bool, ApiError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("select alert_id from alerts where session_id = $1 and kind = $2 limit 1")
+            .bind(session_id.to_string())
+            .bind(kind_str(kind))
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Raise an informational alert once per session and kind, telling `people` with `text`. Returns the
+/// alert, or `None` if this session already had one of this kind.
+pub async fn raise_notice(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    kind: AlertKind,
+    people: &[Recipient],
+    text: &str,
+    location: Option<Coordinates>,
+    now: Timestamp,
+) -> Result<Option<Alert>, ApiError> {
+    if exists_for_session(tx, session.id, kind).await? {
+        return Ok(None);
+    }
+    let mut alert = insert(tx, session, kind, now, location, now).await?;
+    alert.instruction = Some(text.to_string());
+    write(tx, &alert, now).await?;
+    notify(tx, &alert, session, people, text, now).await?;
+    Ok(Some(alert))
+}
+
+/// Tell `people` about an informational alert (again).
+pub async fn notify(
+    tx: &mut WriteTx,
+    alert: &Alert,
+    session: &SessionRow,
+    people: &[Recipient],
+    text: &str,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let people = recipients::resolve(tx, session, people, false).await?;
+    let payload = payload(alert, session, Purpose::Notice, None, text);
+    outbox::enqueue(tx, alert, &people, Purpose::Notice, None, &payload, now).await
+}
+
+/// The visit is over: its informational alerts close with it.
+pub async fn close_notices(tx: &mut WriteTx, session_id: Uuid, now: Timestamp) -> Result<(), ApiError> {
+    for mut alert in open_for_session(tx, session_id).await? {
+        if alert.kind.is_informational() {
+            alert.status = AlertStatus::StoodDown;
+            alert.stood_down_at = Some(now);
+            timers::cancel_for_alert(tx, alert.id, now).await?;
+            write(tx, &alert, now).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn find_for_session(tx: &mut WriteTx, session_id: Uuid, kind: AlertKind) -> Result<Option<Alert>, ApiError> {
+    let row = sqlx::query(&format!("{SELECT} where session_id = $1 and kind = $2 order by raised_at desc limit 1"))
+        .bind(session_id.to_string())
+        .bind(kind_str(kind))
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// What the notification says: who, what kind of alert and what to do. Never the address.
 fn payload(alert: &Alert, session: &SessionRow, purpose: Purpose, step: Option<i64>, text: &str) -> PushPayload {
     let who = &session.worker_name;
@@ -562,6 +634,11 @@ fn payload(alert: &Alert, session: &SessionRow, purpose: Purpose, step: Option<i
         (Purpose::Step, AlertKind::MissedDeadline) => format!("Missed check-in: {who}"),
         (Purpose::Step, AlertKind::Panic) => format!("PANIC: {who} needs help"),
         (Purpose::Step, AlertKind::Duress) => format!("SILENT ALARM: {who} may be under duress"),
+        (_, AlertKind::LowBattery) => format!("Low battery: {who}"),
+        (_, AlertKind::SignalLost) => format!("Signal lost: {who}"),
+        (_, AlertKind::LeftGeofence) => format!("Left the visit: {who}"),
+        (_, AlertKind::MissedStart) => format!("Visit not started: {who}"),
+        (Purpose::Notice, _) => format!("Notice: {who}"),
     };
     PushPayload {
         alert_id: alert.id,

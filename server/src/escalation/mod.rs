@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod recipients;
 pub mod scheduler;
+pub mod signals;
 pub mod timers;
 
 use homeward_shared::api::AlertKind;
@@ -43,6 +44,15 @@ pub async fn on_transition(
             )
             .await?;
         }
+    }
+    if before.started_at.is_none() && after.started_at.is_some() {
+        // No ping at all is a lost signal too.
+        let check_at = after.started_at.unwrap_or(now).max(now) + tx.signals.signal_lost_after;
+        signals::arm_signal_check(tx, session, check_at, now).await?;
+    }
+    if after.ended_at.is_some() && before.ended_at.is_none() {
+        timers::cancel_for_session(tx, session.id, TimerKind::SignalCheck, now).await?;
+        alerts::close_notices(tx, session.id, now).await?;
     }
     if before.alarm.is_none()
         && let Some(alarm) = after.alarm

@@ -7,8 +7,8 @@ use std::time::Duration;
 use homeward_shared::session::{Event, EventKind};
 use uuid::Uuid;
 
-use super::alerts;
 use super::timers::{self, Timer, TimerKind};
+use super::{alerts, signals};
 use crate::Timestamp;
 use crate::db::WriteTx;
 use crate::error::ApiError;
@@ -80,6 +80,9 @@ async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<(), Api
                 other => other.map(|_| ()),
             }
         }
+        TimerKind::SignalCheck => signals::fire_signal_check(tx, &session, now).await,
+        TimerKind::GeofenceFollowUp => signals::fire_geofence_follow_up(tx, &session, now).await,
+        TimerKind::MissedStart => signals::fire_missed_start(tx, &session, now).await,
         TimerKind::EscalationStep | TimerKind::Repeat | TimerKind::OwnershipTimeout => {
             let Some(alert) = (match timer.alert_id {
                 Some(id) => alerts::lock(tx, id).await?,

@@ -20,6 +20,12 @@ pub enum TimerKind {
     Repeat,
     /// A leader took ownership but has not resolved the alert in time.
     OwnershipTimeout,
+    /// No location ping since this was armed: the worker's phone may have lost signal.
+    SignalCheck,
+    /// The worker was prompted after leaving the geofence; if still not ended, tell the line manager.
+    GeofenceFollowUp,
+    /// A planned visit that has not started by now reminds its worker.
+    MissedStart,
 }
 
 impl TimerKind {
@@ -29,13 +35,24 @@ impl TimerKind {
             TimerKind::EscalationStep => "escalation_step",
             TimerKind::Repeat => "repeat",
             TimerKind::OwnershipTimeout => "ownership_timeout",
+            TimerKind::SignalCheck => "signal_check",
+            TimerKind::GeofenceFollowUp => "geofence_follow_up",
+            TimerKind::MissedStart => "missed_start",
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [TimerKind::SessionDeadline, TimerKind::EscalationStep, TimerKind::Repeat, TimerKind::OwnershipTimeout]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+        [
+            TimerKind::SessionDeadline,
+            TimerKind::EscalationStep,
+            TimerKind::Repeat,
+            TimerKind::OwnershipTimeout,
+            TimerKind::SignalCheck,
+            TimerKind::GeofenceFollowUp,
+            TimerKind::MissedStart,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
     }
 }
 
@@ -85,6 +102,24 @@ pub async fn cancel_session_deadline(tx: &mut WriteTx, session_id: Uuid, now: Ti
     )
     .bind(to_millis(now))
     .bind(session_id.to_string())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Cancel a session's pending timers of one kind.
+pub async fn cancel_for_session(
+    tx: &mut WriteTx,
+    session_id: Uuid,
+    kind: TimerKind,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "update timers set cancelled_at = $1 where session_id = $2 and kind = $3 and fired_at is null and cancelled_at is null",
+    )
+    .bind(to_millis(now))
+    .bind(session_id.to_string())
+    .bind(kind.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -19,6 +19,8 @@ pub enum Purpose {
     Repeat,
     StandDown,
     Resolved,
+    /// An informational alert or a reminder.
+    Notice,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
             Purpose::Repeat => "repeat",
             Purpose::StandDown => "stand_down",
             Purpose::Resolved => "resolved",
+            Purpose::Notice => "notice",
         }
     }
 }
@@ -49,7 +52,7 @@ pub async fn enqueue(
     let body = serde_json::to_string(payload).map_err(anyhow::Error::from)?;
     let urgency = match purpose {
         Purpose::Step | Purpose::Repeat => "high",
-        Purpose::StandDown | Purpose::Resolved => "normal",
+        Purpose::StandDown | Purpose::Resolved | Purpose::Notice => "normal",
     };
     // One topic per alert: a push service may replace an undelivered older message with a newer one.
     let topic = alert.id.simple().to_string();

@@ -10,10 +10,11 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::escalation::alerts::{self, Alert};
 use crate::notify::outbox;
+use crate::routes::extract::{Json, Query};
 use crate::routes::parse_path_id;
 use crate::state::AppState;
 use crate::store::plans;
-use crate::store::sessions::{self, NewEvent, Source};
+use crate::store::sessions::{self, NewEvent, SessionRow, Source};
 
 const RESPONDERS: [Role; 3] = [Role::Leader, Role::Dsl, Role::Admin];
 
@@ -52,23 +53,33 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
     })
 }
 
-async fn find(state: &AppState, user: &AuthUser, raw: &str) -> ApiResult<Alert> {
+/// The alert if `user` may see it. A duress alarm does not exist as far as the person on that visit
+/// can tell, whatever their role.
+async fn find(state: &AppState, user: &AuthUser, raw: &str) -> ApiResult<(Alert, SessionRow)> {
     let id = parse_path_id(raw)?;
-    match alerts::get(&state.db.pool, id).await? {
-        Some(alert) if alert.school_id == user.school_id => Ok(alert),
-        _ => Err(ApiError::NotFound("alert")),
+    let Some(alert) = alerts::get(&state.db.pool, id).await?.filter(|a| a.school_id == user.school_id) else {
+        return Err(ApiError::NotFound("alert"));
+    };
+    let session = sessions::get(&state.db.pool, alert.session_id).await?.ok_or(ApiError::NotFound("session"))?;
+    if alert.kind == AlertKind::Duress && session.is_worker_side(user.user_id) {
+        return Err(ApiError::NotFound("alert"));
     }
+    Ok((alert, session))
+}
+
+/// Nobody takes ownership of, or closes, an alert about their own visit.
+fn not_own_visit(user: &AuthUser, session: &SessionRow) -> ApiResult<()> {
+    if session.is_worker_side(user.user_id) {
+        return Err(ApiError::Forbidden("an alert about your own visit must be handled by another leader"));
+    }
+    Ok(())
 }
 
 /// The school's alerts, newest first (leaders, the DSL, admins).
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])), params(AlertQuery),
     responses((status = 200, body = Vec<AlertView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
-pub async fn list(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    query: web::Query<AlertQuery>,
-) -> ApiResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, user: AuthUser, query: Query<AlertQuery>) -> ApiResult<HttpResponse> {
     user.require(&RESPONDERS, "only leaders, the DSL and admins see alerts")?;
     let open_only = match query.status.as_deref().unwrap_or("open") {
         "open" => true,
@@ -79,7 +90,13 @@ pub async fn list(
     };
     let mut views = Vec::new();
     for alert in alerts::list_for_school(&state.db.pool, user.school_id, open_only).await? {
-        views.push(view(&state, &user, &alert).await?);
+        let view = view(&state, &user, &alert).await?;
+        if alert.kind == AlertKind::Duress
+            && (view.worker_id == user.user_id || view.session.companion_id == Some(user.user_id))
+        {
+            continue;
+        }
+        views.push(view);
     }
     Ok(HttpResponse::Ok().json(views))
 }
@@ -91,7 +108,7 @@ pub async fn list(
         (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<String>) -> ApiResult<HttpResponse> {
     user.require(&RESPONDERS, "only leaders, the DSL and admins see alerts")?;
-    let alert = find(&state, &user, &path).await?;
+    let (alert, _) = find(&state, &user, &path).await?;
     Ok(HttpResponse::Ok().json(view(&state, &user, &alert).await?))
 }
 
@@ -106,7 +123,8 @@ pub async fn acknowledge(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Leader, Role::Dsl], "only leaders and the DSL take ownership of alerts")?;
-    let found = find(&state, &user, &path).await?;
+    let (found, session) = find(&state, &user, &path).await?;
+    not_own_visit(&user, &session)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
@@ -125,18 +143,18 @@ pub async fn resolve(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<ResolveAlertRequest>,
+    body: Json<ResolveAlertRequest>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Leader, Role::Dsl], "only leaders and the DSL resolve alerts")?;
     let body = body.into_inner();
     if body.notes.chars().count() > 5_000 {
         return Err(FieldError::new("notes", "notes are at most 5000 characters").into());
     }
-    let found = find(&state, &user, &path).await?;
+    let (found, session) = find(&state, &user, &path).await?;
+    not_own_visit(&user, &session)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
-    let session = sessions::get(tx.conn(), alert.session_id).await?.ok_or(ApiError::NotFound("session"))?;
     let kind = alert.kind;
     let alert =
         alerts::resolve(&mut tx, alert, &session, user.user_id, body.resolution, body.notes.trim().to_string(), now)

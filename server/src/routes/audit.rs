@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
+use crate::routes::extract::Query;
 use crate::state::AppState;
 use crate::store::audit;
 
@@ -19,11 +20,7 @@ pub struct AuditQuery {
 /// The school's audit log, oldest first (the DSL and admins).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    query: web::Query<AuditQuery>,
-) -> ApiResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, user: AuthUser, query: Query<AuditQuery>) -> ApiResult<HttpResponse> {
     user.require(&[Role::Dsl, Role::Admin], "only the DSL and admins can read the audit log")?;
     let limit = query.limit.unwrap_or(200).clamp(1, 1000);
     let after = query.after_seq.unwrap_or(0).max(0);

@@ -6,6 +6,7 @@ use homeward_shared::{Email, ErrorBody, FieldError};
 use crate::auth::{AuthUser, password, token};
 use crate::clock::to_millis;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{audit, users};
 
@@ -13,11 +14,7 @@ use crate::store::{audit, users};
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
-pub async fn login(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Json<LoginRequest>,
-) -> ApiResult<HttpResponse> {
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     if body.password.is_empty() {
@@ -109,7 +106,7 @@ fn parse_pin(field: &'static str, raw: &str) -> Result<String, FieldError> {
 pub async fn set_pins(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<SetPinsRequest>,
+    body: Json<SetPinsRequest>,
 ) -> ApiResult<HttpResponse> {
     let safe = parse_pin("safe_pin", &body.safe_pin)?;
     let duress = parse_pin("duress_pin", &body.duress_pin)?;

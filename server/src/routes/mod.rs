@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod extract;
 pub mod health;
 pub mod plans;
 pub mod push;

@@ -4,6 +4,7 @@ use homeward_shared::{ErrorBody, EscalationPlan, FieldError, Recipient, Role};
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
+use crate::routes::extract::Json;
 use crate::routes::parse_path_id;
 use crate::state::AppState;
 use crate::store::{plans, users};
@@ -45,7 +46,7 @@ async fn validate(state: &AppState, user: &AuthUser, body: EscalationPlanRequest
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<EscalationPlanRequest>,
+    body: Json<EscalationPlanRequest>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can create escalation plans")?;
     let (plan, is_default) = validate(&state, &user, body.into_inner()).await?;
@@ -65,7 +66,7 @@ pub async fn update(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<EscalationPlanRequest>,
+    body: Json<EscalationPlanRequest>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can edit escalation plans")?;
     let id = parse_path_id(&path)?;

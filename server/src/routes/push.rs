@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, parse_id};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::Json;
 use crate::state::AppState;
 
 /// The application server key to subscribe a browser with.
@@ -52,7 +53,7 @@ fn check_key(field: &'static str, raw: &str, len: usize) -> Result<(), FieldErro
 pub async fn subscribe(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<PushSubscriptionRequest>,
+    body: Json<PushSubscriptionRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let endpoint = body.endpoint.trim().to_string();
@@ -91,7 +92,7 @@ pub async fn subscribe(
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<UnsubscribeRequest>,
+    body: Json<UnsubscribeRequest>,
 ) -> ApiResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let result = sqlx::query("delete from push_subscriptions where endpoint = $1 and user_id = $2")

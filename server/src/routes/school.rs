@@ -4,6 +4,7 @@ use homeward_shared::{ErrorBody, Role};
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{audit, schools};
 
@@ -20,7 +21,7 @@ pub async fn get_rules(state: web::Data<AppState>, user: AuthUser) -> ApiResult<
 pub async fn put_rules(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<ApprovalRules>,
+    body: Json<ApprovalRules>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can change the school's rules")?;
     let mut tx = state.db.begin().await?;

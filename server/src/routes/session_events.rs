@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::Timestamp;
 use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::Json;
 use crate::routes::parse_path_id;
 use crate::state::AppState;
 use crate::store::sessions::{self, NewEvent, SessionRow, Source};
@@ -110,7 +111,7 @@ pub async fn record_events(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<EventBatch>,
+    body: Json<EventBatch>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let batch = body.into_inner().events;
@@ -154,7 +155,7 @@ pub async fn record_pings(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<PingBatch>,
+    body: Json<PingBatch>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let batch = body.into_inner().pings;
@@ -189,7 +190,12 @@ pub async fn record_pings(
         }
     }
     let mut tx = state.db.begin().await?;
+    let session = sessions::lock(&mut tx, &user, id).await?;
     let (stored, duplicates) = pings::insert(&mut tx, &session, user.user_id, &batch, now).await?;
+    if stored > 0 {
+        let signals = tx.signals;
+        crate::escalation::signals::on_pings(&mut tx, &session, &batch, signals, now).await?;
+    }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(PingBatchResponse { stored, duplicates }))
 }
@@ -204,7 +210,7 @@ pub async fn record_outcome(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<OutcomeRequest>,
+    body: Json<OutcomeRequest>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_path_id(&path)?;
     let body = body.into_inner();

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::extract::{Json, Query};
 use crate::routes::parse_path_id;
 use crate::state::AppState;
 use crate::store::sessions::{self, NewEvent, NewSession, Scope, Source};
@@ -27,7 +28,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = Vec<SessionView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
-pub async fn list(state: web::Data<AppState>, user: AuthUser, query: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+pub async fn list(state: web::Data<AppState>, user: AuthUser, query: Query<ListQuery>) -> ApiResult<HttpResponse> {
     let scope = match query.scope.as_deref().unwrap_or("mine") {
         "mine" => Scope::Mine,
         "school" => {
@@ -70,7 +71,7 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Str
 pub async fn plan(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<PlanSessionRequest>,
+    body: Json<PlanSessionRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let now = state.clock.now();
@@ -143,6 +144,8 @@ pub async fn plan(
     };
     let mut tx = state.db.begin().await?;
     let id = sessions::insert(&mut tx, &new, user.user_id, now).await?;
+    let planned = sessions::lock(&mut tx, &user, id).await?;
+    crate::escalation::signals::arm_missed_start(&mut tx, &planned, now).await?;
     if approval_required && body.submit_for_approval {
         let session = sessions::lock(&mut tx, &user, id).await?;
         sessions::record(&mut tx, &session, vec![server_event(EventKind::ApprovalRequested, now, user.user_id)], now)
@@ -227,7 +230,7 @@ pub async fn reject(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<RejectRequest>,
+    body: Json<RejectRequest>,
 ) -> ApiResult<HttpResponse> {
     let reason = body.into_inner().reason.trim().to_string();
     if reason.is_empty() || reason.chars().count() > 500 {

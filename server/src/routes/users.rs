@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult};
 use crate::import::{self, ImportError};
+use crate::routes::extract::Json;
 use crate::state::AppState;
 use crate::store::{audit, users};
 
@@ -24,7 +25,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpR
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<CreateUserRequest>,
+    body: Json<CreateUserRequest>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin], "only admins can add users")?;
     let created = create_user(&state, user.school_id, Some(user.user_id), body.into_inner()).await?;

@@ -32,9 +32,14 @@ fn chain_hash(prev_hash: &str, seq: i64, at: i64, actor: &str, action: &str, sub
 #[tracing::instrument(skip_all, fields(action = entry.action))]
 pub async fn append(tx: &mut WriteTx, entry: Action<'_>) -> Result<(), ApiError> {
     let school = entry.school_id.to_string();
-    // Serialise appends per school across server processes (PostgreSQL); SQLite has one writer.
-    let lock = format!("select school_id from schools where school_id = $1{}", tx.for_update());
-    sqlx::query(&lock).bind(&school).execute(tx.conn()).await?;
+    // Serialise appends per school across server processes (PostgreSQL); SQLite has one writer. `no key
+    // update`, not `update`: a row this transaction inserted that references the school (a new session's
+    // foreign key) holds `key share` on it, and two such transactions taking `for update` deadlock.
+    let lock = match tx.backend {
+        crate::db::Backend::Postgres => "select school_id from schools where school_id = $1 for no key update",
+        crate::db::Backend::Sqlite => "select school_id from schools where school_id = $1",
+    };
+    sqlx::query(lock).bind(&school).execute(tx.conn()).await?;
     let last: Option<(i64, String)> =
         sqlx::query_as("select seq, hash from audit_log where school_id = $1 order by seq desc limit 1")
             .bind(&school)

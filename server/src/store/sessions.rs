@@ -93,10 +93,16 @@ impl SessionRow {
             && (self.worker_id == user.user_id || self.companion_id == Some(user.user_id) || user.oversees_school())
     }
 
+    /// The person on the visit: its worker or companion.
+    pub fn is_worker_side(&self, user_id: Uuid) -> bool {
+        self.worker_id == user_id || self.companion_id == Some(user_id)
+    }
+
     /// The session as `viewer` may see it. The worker's own view of a duress alarm is an ordinary end.
     pub fn view(&self, viewer: &AuthUser) -> SessionView {
-        let is_worker_side = self.worker_id == viewer.user_id || self.companion_id == Some(viewer.user_id);
-        let hide_duress = is_worker_side && !viewer.oversees_school() && self.alarm == Some(AlarmKind::Duress);
+        // Whatever their role, the worker's (and companion's) own phone never learns of a duress alarm:
+        // someone may be watching the screen.
+        let hide_duress = self.is_worker_side(viewer.user_id) && self.alarm == Some(AlarmKind::Duress);
         let (status, alarm) = if hide_duress {
             (if self.outcome.is_some() { SessionStatus::OutcomeRecorded } else { SessionStatus::Ended }, None)
         } else {

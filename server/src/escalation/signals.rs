@@ -1,0 +1,184 @@
+//! Informational alerts from what the phone reports, or fails to: low battery, lost signal, leaving the
+//! visit without ending it, and a visit that never started. Each fires once per session.
+
+use chrono::Duration;
+use homeward_shared::api::{AlertKind, LocationPing};
+use homeward_shared::{Coordinates, Recipient};
+
+use crate::Timestamp;
+use crate::db::WriteTx;
+use crate::error::ApiError;
+use crate::escalation::alerts;
+use crate::escalation::timers::{self, NewTimer, TimerKind};
+use crate::store::sessions::SessionRow;
+
+/// Below this the phone may die before the visit ends.
+pub const LOW_BATTERY_PERCENT: i64 = 15;
+/// A planned visit not started this long after its planned start reminds the worker.
+pub const MISSED_START_AFTER_MINUTES: i64 = 15;
+
+/// How the signals are tuned (from the server's settings).
+#[derive(Debug, Clone, Copy)]
+pub struct SignalSettings {
+    pub signal_lost_after: Duration,
+    pub geofence_follow_up_after: Duration,
+}
+
+impl Default for SignalSettings {
+    fn default() -> Self {
+        Self { signal_lost_after: Duration::minutes(10), geofence_follow_up_after: Duration::minutes(2) }
+    }
+}
+
+/// Look at a batch of pings just stored for a live session.
+pub async fn on_pings(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    pings: &[LocationPing],
+    settings: SignalSettings,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(latest) = pings.iter().max_by_key(|p| p.at) else { return Ok(()) };
+    let position = Coordinates { latitude: latest.latitude, longitude: latest.longitude };
+    if !session.status.is_live() || session.ended_at.is_some() {
+        return Ok(());
+    }
+    // Every report re-arms the lost-signal check from the newest ping.
+    arm_signal_check(tx, session, latest.at.max(now - settings.signal_lost_after) + settings.signal_lost_after, now)
+        .await?;
+
+    if let Some(low) = pings.iter().filter_map(|p| p.battery_percent).find(|b| *b < LOW_BATTERY_PERCENT) {
+        let text = format!("{}'s phone battery is at {low}%. Charge it or end the visit soon.", session.worker_name);
+        alerts::raise_notice(
+            tx,
+            session,
+            AlertKind::LowBattery,
+            &[Recipient::Worker, Recipient::LineManager],
+            &text,
+            Some(position),
+            now,
+        )
+        .await?;
+    }
+
+    if let Some(visit) = session.location {
+        let distance = visit.distance_m(&position);
+        // The fix's accuracy is given the benefit of the doubt: only a clear exit counts.
+        if distance > session.geofence_radius_m as f64 + latest.accuracy_m.max(0.0) {
+            let text = "You seem to have left the visit address. If you have left, end the visit now so the school knows you are safe.";
+            if let Some(alert) = alerts::raise_notice(
+                tx,
+                session,
+                AlertKind::LeftGeofence,
+                &[Recipient::Worker],
+                text,
+                Some(position),
+                now,
+            )
+            .await?
+            {
+                timers::insert(
+                    tx,
+                    NewTimer {
+                        school_id: session.school_id,
+                        kind: TimerKind::GeofenceFollowUp,
+                        session_id: Some(session.id),
+                        alert_id: Some(alert.id),
+                        step_index: None,
+                        due_at: now + settings.geofence_follow_up_after,
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn arm_signal_check(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    timers::cancel_for_session(tx, session.id, TimerKind::SignalCheck, now).await?;
+    timers::insert(
+        tx,
+        NewTimer {
+            school_id: session.school_id,
+            kind: TimerKind::SignalCheck,
+            session_id: Some(session.id),
+            alert_id: None,
+            step_index: None,
+            due_at,
+        },
+        now,
+    )
+    .await
+}
+
+pub async fn arm_missed_start(tx: &mut WriteTx, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
+    timers::insert(
+        tx,
+        NewTimer {
+            school_id: session.school_id,
+            kind: TimerKind::MissedStart,
+            session_id: Some(session.id),
+            alert_id: None,
+            step_index: None,
+            due_at: session.planned_start + Duration::minutes(MISSED_START_AFTER_MINUTES),
+        },
+        now,
+    )
+    .await
+}
+
+/// No ping since the check was armed and the visit is still live: tell the line manager where the
+/// phone was last seen.
+pub async fn fire_signal_check(tx: &mut WriteTx, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
+    if !session.status.is_live() || session.ended_at.is_some() {
+        return Ok(());
+    }
+    let last: Option<(i64, f64, f64)> = sqlx::query_as(
+        "select at, latitude, longitude from location_pings where session_id = $1 order by at desc limit 1",
+    )
+    .bind(session.id.to_string())
+    .fetch_optional(tx.conn())
+    .await?;
+    let position = last.map(|(_, latitude, longitude)| Coordinates { latitude, longitude });
+    let seen = match last {
+        Some((at, ..)) => format!("last located at {}", crate::clock::from_millis(at).format("%H:%M")),
+        None => "no location received since the visit started".to_string(),
+    };
+    let text = format!("{}'s phone has stopped reporting ({seen}). Try phoning them.", session.worker_name);
+    alerts::raise_notice(tx, session, AlertKind::SignalLost, &[Recipient::LineManager], &text, position, now)
+        .await
+        .map(|_| ())
+}
+
+/// Prompted after leaving the geofence and still not ended: tell the line manager.
+pub async fn fire_geofence_follow_up(tx: &mut WriteTx, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
+    if !session.status.is_live() || session.ended_at.is_some() {
+        return Ok(());
+    }
+    let Some(alert) = alerts::find_for_session(tx, session.id, AlertKind::LeftGeofence).await? else { return Ok(()) };
+    let text = format!(
+        "{} left the visit address and has not ended the visit. Phone them to check they are safe.",
+        session.worker_name
+    );
+    alerts::notify(tx, &alert, session, &[Recipient::LineManager], &text, now).await
+}
+
+/// Still planned long after its start: remind the worker.
+pub async fn fire_missed_start(tx: &mut WriteTx, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
+    use homeward_shared::session::{ApprovalStatus, SessionStatus};
+    if session.status != SessionStatus::Planned || session.approval_status == ApprovalStatus::Rejected {
+        return Ok(());
+    }
+    let text = format!(
+        "Your visit planned for {} has not started. Start it in Homeward when you arrive, or tell your line manager it is off.",
+        session.planned_start.format("%H:%M")
+    );
+    alerts::raise_notice(tx, session, AlertKind::MissedStart, &[Recipient::Worker], &text, None, now).await.map(|_| ())
+}
