@@ -29,6 +29,11 @@ ensure_rust() {
         echo "==> installing a C toolchain (build-essential)"
         apt_install build-essential
     fi
+    # Web Push payload encryption (the ece crate) links OpenSSL.
+    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then
+        echo "==> installing OpenSSL headers (libssl-dev, pkg-config)"
+        apt_install pkg-config libssl-dev
+    fi
     if ! command -v cargo >/dev/null 2>&1; then
         echo "==> installing Rust with rustup"
         command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
