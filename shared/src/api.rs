@@ -419,6 +419,20 @@ pub struct DeliveryView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Every attempt, oldest first.
+    pub history: Vec<DeliveryAttemptView>,
+}
+
+/// One try at delivering a message and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryAttemptView {
+    pub attempt: i64,
+    pub at: DateTime<Utc>,
+    /// `sent`, `retry`, `gone` or `failed`.
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

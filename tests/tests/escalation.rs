@@ -277,6 +277,9 @@ async fn a_server_error_is_retried_and_delivered_once(backend: Backend) {
     let alert = s.open_alert().await;
     let delivery = alert.deliveries.iter().find(|d| d.recipient_id == Some(s.school.leader.id())).unwrap();
     assert_eq!((delivery.status.as_str(), delivery.attempts), ("sent", 2));
+    let history: Vec<(&str, Option<i64>)> =
+        delivery.history.iter().map(|h| (h.outcome.as_str(), h.status_code)).collect();
+    assert_eq!(history, vec![("retry", Some(500)), ("sent", Some(201))], "every attempt is recorded");
 }
 
 async fn a_recipient_without_a_device_does_not_hold_up_the_ladder(backend: Backend) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use homeward_shared::api::{DeliveryView, PushPayload};
+use homeward_shared::api::{DeliveryAttemptView, DeliveryView, PushPayload};
 use uuid::Uuid;
 
 use crate::Timestamp;
@@ -196,6 +196,20 @@ pub async fn record(
     .bind(delivery.id.to_string())
     .execute(tx.conn())
     .await?;
+    sqlx::query(
+        "insert into delivery_attempts (delivery_id, attempt, at, outcome, status_code, error) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(delivery.id.to_string())
+    .bind(delivery.attempts + 1)
+    .bind(to_millis(now))
+    .bind(match result.status {
+        "pending" => "retry",
+        other => other,
+    })
+    .bind(result.status_code.map(i64::from))
+    .bind(result.error.as_deref())
+    .execute(tx.conn())
+    .await?;
     if let Some(subscription) = delivery.subscription_id {
         match result.status {
             "gone" => {
@@ -244,9 +258,28 @@ pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<Deliv
     .bind(alert_id.to_string())
     .fetch_all(pool)
     .await?;
+    let history: Vec<(String, i64, i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "select a.delivery_id, a.attempt, a.at, a.outcome, a.status_code, a.error from delivery_attempts a \
+         join deliveries d on d.delivery_id = a.delivery_id where d.alert_id = $1 order by a.delivery_id, a.attempt",
+    )
+    .bind(alert_id.to_string())
+    .fetch_all(pool)
+    .await?;
     rows.into_iter()
         .map(|(id, recipient, name, channel, status, purpose, step, attempts, code, error, created, sent)| {
+            let history = history
+                .iter()
+                .filter(|h| h.0 == id)
+                .map(|(_, attempt, at, outcome, status_code, error)| DeliveryAttemptView {
+                    attempt: *attempt,
+                    at: from_millis(*at),
+                    outcome: outcome.clone(),
+                    status_code: *status_code,
+                    error: error.clone(),
+                })
+                .collect();
             Ok(DeliveryView {
+                history,
                 id: parse_id(&id)?,
                 recipient_id: recipient.map(|r| parse_id(&r)).transpose()?,
                 recipient_name: name.unwrap_or_else(|| "unknown".into()),
