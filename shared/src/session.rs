@@ -483,9 +483,28 @@ pub struct Replay {
     pub skipped: Vec<(Uuid, SessionError)>,
 }
 
-/// Order events as they happened: by time, then by id so every server sorts ties the same way.
+impl EventKind {
+    /// Where an event falls among others of the same instant: a start before a check-in, a check-in
+    /// before the deadline it meets, everything before the end and the outcome.
+    fn rank(&self) -> u8 {
+        match self {
+            EventKind::ApprovalRequested => 0,
+            EventKind::Approved | EventKind::Rejected { .. } => 1,
+            EventKind::Start { .. } => 2,
+            EventKind::CheckIn | EventKind::Extend { .. } => 3,
+            EventKind::DeadlineMissed { .. } => 4,
+            EventKind::Panic { .. } => 5,
+            EventKind::AlarmResolved => 6,
+            EventKind::End | EventKind::EndWithPin { .. } => 7,
+            EventKind::RecordOutcome { .. } => 8,
+        }
+    }
+}
+
+/// Order events as they happened: by time; events of the same instant in the lifecycle's order; then
+/// by id, so every server sorts the rest the same way whatever order they arrived in.
 pub fn in_time_order(events: &mut [Event]) {
-    events.sort_by(|a, b| a.at.cmp(&b.at).then(a.id.cmp(&b.id)));
+    events.sort_by(|a, b| a.at.cmp(&b.at).then(a.kind.rank().cmp(&b.kind.rank())).then(a.id.cmp(&b.id)));
 }
 
 /// Replay a history in time order, whatever order it arrived in.
@@ -651,6 +670,26 @@ mod tests {
             s.apply(&t, &ev(4, 32, EventKind::RecordOutcome { outcome })).err(),
             Some(SessionError::OutcomeAlreadyRecorded)
         );
+    }
+
+    #[test]
+    fn events_of_the_same_instant_follow_the_lifecycle() {
+        let t = terms(Some(20), false);
+        // The end has the smaller id but the same time as the start: it still comes after.
+        let history = vec![ev(9, 0, EventKind::Start { location: None }), ev(1, 0, EventKind::End)];
+        let r = replay(&t, &history);
+        assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+        assert_eq!(r.state.status, SessionStatus::Ended);
+        // A check-in at the very instant of the deadline is on time.
+        let deadline = t0() + Duration::minutes(20);
+        let history = vec![
+            ev(1, 0, EventKind::Start { location: None }),
+            Event { id: Uuid::from_u128(2), at: deadline, kind: EventKind::DeadlineMissed { deadline } },
+            Event { id: Uuid::from_u128(3), at: deadline, kind: EventKind::CheckIn },
+        ];
+        let r = replay(&t, &history);
+        assert_eq!(r.state.late_check_ins, 0);
+        assert_eq!(r.state.status, SessionStatus::Active);
     }
 
     #[test]

@@ -15,8 +15,21 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::sessions::{self, NewEvent, Source};
 
+/// Location older than the retention period is purged this often.
+const PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
 pub async fn run(state: Arc<AppState>, poll: Duration) {
+    let mut last_purge: Option<Timestamp> = None;
     loop {
+        let now = state.clock.now();
+        if last_purge.is_none_or(|at| now - at >= PURGE_EVERY) {
+            match crate::store::pings::purge_expired(&state.db, now).await {
+                Ok(n) if n > 0 => tracing::info!(pings = n, "purged location past its retention period"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "purging old location failed; will try again"),
+            }
+            last_purge = Some(now);
+        }
         let wake = state.db.timers_changed.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();

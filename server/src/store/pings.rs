@@ -40,3 +40,23 @@ pub async fn insert(
     }
     Ok((stored, pings.len() - stored))
 }
+
+/// Delete pings older than their school's retention period, except those of a visit whose alert is
+/// still open or was resolved as an incident or a police call: those are evidence. Returns how many
+/// were deleted.
+#[tracing::instrument(skip_all)]
+pub async fn purge_expired(db: &crate::db::Db, now: Timestamp) -> Result<u64, ApiError> {
+    let mut tx = db.begin().await?;
+    let result = sqlx::query(
+        "delete from location_pings where ping_id in ( \
+           select p.ping_id from location_pings p join schools s on s.school_id = p.school_id \
+           where p.at < $1 - s.location_retention_days * 86400000 \
+           and not exists (select 1 from alerts a where a.session_id = p.session_id \
+             and (a.status in ('escalating', 'acknowledged') or a.resolution in ('incident', 'police_called'))))",
+    )
+    .bind(to_millis(now))
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(result.rows_affected())
+}
