@@ -1,35 +1,84 @@
-//! The Homeward client: one Dioxus codebase for web (PWA), desktop and mobile. This is the shell; the
-//! staff and leader screens arrive with their own issues.
+//! The Homeward client: one Dioxus codebase for the web (a PWA served by the server), desktop and
+//! mobile. Offline first: every action is queued on the device before it is sent (see `queue`).
+
+mod api;
+mod components;
+mod countdown;
+mod labels;
+mod platform;
+mod projection;
+mod queue;
+mod state;
+mod sync;
+mod tracking;
+mod views;
 
 use dioxus::prelude::*;
+
+use platform::Platform;
+use state::AppState;
+use views::{Alert, Home, NotFound, Plan, Settings, Shell, SignIn, Today, Visit, VisitOutcome};
+
+#[derive(Debug, Clone, PartialEq, Routable)]
+#[rustfmt::skip]
+pub enum Route {
+    #[route("/")]
+    Home {},
+    #[route("/signin")]
+    SignIn {},
+    #[layout(Shell)]
+        #[route("/today")]
+        Today {},
+        #[route("/plan")]
+        Plan {},
+        #[route("/visit/:id")]
+        Visit { id: String },
+        #[route("/visit/:id/outcome")]
+        VisitOutcome { id: String },
+        #[route("/settings")]
+        Settings {},
+        #[route("/alerts/:id")]
+        Alert { id: String },
+    #[end_layout]
+    #[route("/:..segments")]
+    NotFound { segments: Vec<String> },
+}
 
 fn main() {
     #[cfg(any(feature = "web", feature = "desktop", feature = "mobile"))]
     dioxus::launch(App);
     #[cfg(not(any(feature = "web", feature = "desktop", feature = "mobile")))]
-    eprintln!("build with --features web, desktop or mobile to run the Homeward client");
+    {
+        // Without a renderer (tests, `cargo check`) the app is still compiled and checked whole.
+        let _app: fn() -> Element = App;
+        eprintln!("build with --features web, desktop or mobile to run the Homeward client");
+    }
 }
+
+/// Desktop and mobile have no page to link the stylesheet from; the web page links `/app.css`.
+#[cfg(not(target_arch = "wasm32"))]
+const APP_CSS: &str = include_str!("../assets/app.css");
 
 #[component]
 fn App() -> Element {
+    let state = use_context_provider(|| AppState::load(Platform::for_this_device()));
+    sync::use_sync(state);
+    tracking::use_tracking(state);
     rsx! {
-        main { class: "app",
-            h1 { "Homeward" }
-            p { "Lone-worker safety for school staff." }
-            p { class: "notice", "Sign in on the web app served by your school's Homeward server." }
-        }
+        {native_stylesheet()}
+        Router::<Route> {}
     }
+}
+
+fn native_stylesheet() -> Element {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rsx! {
+        style { {APP_CSS} }
+    };
+    // The web page links the stylesheet: the server's Content-Security-Policy allows no inline styles.
+    #[cfg(target_arch = "wasm32")]
+    return rsx! {};
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shell_renders_its_title() {
-        let mut dom = VirtualDom::new(App);
-        dom.rebuild_in_place();
-        let html = dioxus_ssr::render(&dom);
-        assert!(html.contains("<h1>Homeward</h1>"), "{html}");
-    }
-}
+mod tests;

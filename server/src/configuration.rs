@@ -36,6 +36,10 @@ pub struct Settings {
     /// still not ended this long later (seconds).
     #[arg(long, global = true, env = "HOMEWARD_GEOFENCE_FOLLOW_UP_SECS", default_value_t = 120)]
     pub geofence_follow_up_secs: i64,
+    /// The web client's build (index.html, pkg/, sw.js, the manifest), served at `/`. A relative path is
+    /// taken from the working directory; `./scripts/run` builds it into `mobile/dist`.
+    #[arg(long, global = true, env = "HOMEWARD_WEB_DIR", default_value = "mobile/dist")]
+    pub web_dir: PathBuf,
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,

@@ -249,6 +249,9 @@ type ViewRow = (
     Option<i64>,
 );
 
+/// delivery id, attempt, at, outcome, status code, error.
+type AttemptRow = (String, i64, i64, String, Option<i64>, Option<String>);
+
 pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<DeliveryView>, ApiError> {
     let rows: Vec<ViewRow> = sqlx::query_as(
         "select d.delivery_id, d.recipient_id, u.name, d.channel, d.status, d.purpose, d.step_index, d.attempts, \
@@ -258,7 +261,7 @@ pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<Deliv
     .bind(alert_id.to_string())
     .fetch_all(pool)
     .await?;
-    let history: Vec<(String, i64, i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+    let history: Vec<AttemptRow> = sqlx::query_as(
         "select a.delivery_id, a.attempt, a.at, a.outcome, a.status_code, a.error from delivery_attempts a \
          join deliveries d on d.delivery_id = a.delivery_id where d.alert_id = $1 order by a.delivery_id, a.attempt",
     )

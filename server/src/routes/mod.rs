@@ -11,12 +11,14 @@ pub mod school;
 pub mod session_events;
 pub mod sessions;
 pub mod users;
+pub mod web_client;
 
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
 
-/// Every route of the API. The OpenAPI document lists the same set (checked by a test).
+/// Every route of the API, then the web client. The OpenAPI document lists the same API routes
+/// (checked by a test).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
@@ -55,7 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/audit", web::get().to(audit::list))
                 .route("/audit/verify", web::get().to(audit::verify))
                 .default_service(web::to(not_found)),
-        );
+        )
+        // Last: everything else is the web client (or the API's 404 under /api/).
+        .configure(web_client::configure);
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
