@@ -33,7 +33,7 @@ if [ -z "$bindgen" ] && [ -x "$HOME/.cargo/bin/wasm-bindgen" ]; then
 fi
 if [ -z "$bindgen" ] || [ "$("$bindgen" --version | awk '{ print $2 }')" != "$bindgen_version" ]; then
     echo "==> installing wasm-bindgen-cli $bindgen_version"
-    cargo install wasm-bindgen-cli --version "$bindgen_version" --locked
+    cargo install wasm-bindgen-cli --version "$bindgen_version"
     bindgen="$HOME/.cargo/bin/wasm-bindgen"
 fi
 
