@@ -38,10 +38,6 @@ impl Auth {
         self.user.roles.iter().any(|r| matches!(r, Role::Leader | Role::Dsl))
     }
 
-    /// The server lets leaders, the DSL and admins list the school's staff.
-    pub fn can_list_staff(&self) -> bool {
-        self.user.roles.iter().any(|r| matches!(r, Role::Leader | Role::Dsl | Role::Admin))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
