@@ -37,7 +37,6 @@ impl Auth {
     pub fn is_leader(&self) -> bool {
         self.user.roles.iter().any(|r| matches!(r, Role::Leader | Role::Dsl))
     }
-
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
