@@ -1,0 +1,531 @@
+//! The crash test: the real `homeward` binary is killed with SIGKILL while 200 missed deadlines fall
+//! due, and started again on the same database. The database is the timer and the outbox, so every
+//! visit must end up with exactly one alert, the leader's device with exactly one step-1 message per
+//! alert and the DSL's with exactly one step-2 message per alert: nothing lost, nothing repeated.
+//!
+//! The binary is found next to this test's directory (`target/debug/homeward`, built by
+//! `cargo nextest run --workspace` or `cargo build -p homeward-server --bin homeward`), or at
+//! `HOMEWARD_BIN`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, stream};
+use homeward_shared::api::{
+    AlertKind, ClientEvent, ClientEventKind, CreateUserRequest, EscalationPlanRequest, PushSubscriptionKeys,
+    PushSubscriptionRequest,
+};
+use homeward_shared::client::ApiClient;
+use homeward_shared::{EscalationStep, Recipient, Role};
+use homeward_tests::push_service::{PushService, Received};
+use homeward_tests::{Backend, PASSWORD, TestDatabase, low_risk_visit, now_ms, on_both_databases};
+use sqlx::{Connection, Row};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+const VISITS: usize = 200;
+/// Staff members sharing the visits between them.
+const WORKERS: usize = 4;
+/// Setup requests in flight at once.
+const CONCURRENCY: usize = 16;
+/// The first deadline falls this long after the visits are started, the last one `SPREAD` later.
+const FIRST_DEADLINE: Duration = Duration::seconds(15);
+const SPREAD: Duration = Duration::seconds(8);
+/// A visit cannot be shorter than this; its start is dated this long before the deadline wanted.
+const VISIT_MINUTES: i64 = 5;
+const START_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// After the restart, everything due must have arrived within this (a delivery claimed by the killed
+/// process is taken up again when its 30 s lease lapses).
+const SETTLE_TIMEOUT: StdDuration = StdDuration::from_secs(60);
+/// Settings the binary reads from the environment: cleared so the caller's shell cannot leak in.
+const SETTINGS_ENV: [&str; 10] = [
+    "HOMEWARD_BIND",
+    "DATABASE_URL",
+    "HOMEWARD_DATA_DIR",
+    "HOMEWARD_TOKEN_TTL_HOURS",
+    "HOMEWARD_OWNERSHIP_TIMEOUT_SECS",
+    "HOMEWARD_PUSH_TIMEOUT_SECS",
+    "HOMEWARD_POLL_MS",
+    "HOMEWARD_MAX_BODY_KB",
+    "HOMEWARD_ADMIN_PASSWORD",
+    "HOMEWARD_USER_PASSWORD",
+];
+
+on_both_databases!(a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing);
+
+async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let bin = server_binary();
+    let tag = Uuid::new_v4().simple().to_string()[..8].to_string();
+
+    // A school made with the admin command line, then served.
+    let admin_email = format!("admin-{tag}@crash.test");
+    let out = run_cli(
+        &bin,
+        &db,
+        &[
+            "create-school",
+            "--name",
+            "Crash School",
+            "--admin-email",
+            &admin_email,
+            "--admin-name",
+            "Ada Admin",
+            "--admin-password",
+            PASSWORD,
+        ],
+    )
+    .await;
+    assert!(out.contains("created school Crash School with id "), "{out}");
+    let server = ServerProcess::start(&bin, &db).await;
+    let anonymous = ApiClient::new(&server.base);
+    let (admin, _) = anonymous.login(&admin_email, PASSWORD).await.expect("the admin signs in");
+
+    // A leader, a DSL and a few staff, created by the admin over the API.
+    let add = |local: String, roles: Vec<Role>, line_manager_id: Option<Uuid>| {
+        let admin = admin.clone();
+        let anonymous = anonymous.clone();
+        async move {
+            let email = format!("{local}@crash.test");
+            let user = admin
+                .create_user(&CreateUserRequest {
+                    email: email.clone(),
+                    name: local.clone(),
+                    password: PASSWORD.into(),
+                    roles,
+                    line_manager_id,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("create {email}: {e}"));
+            let (api, _) = anonymous.login(&email, PASSWORD).await.unwrap_or_else(|e| panic!("sign in {email}: {e}"));
+            (user.id, api)
+        }
+    };
+    let (leader_id, leader) = add(format!("leader-{tag}"), vec![Role::Leader], None).await;
+    let (_, dsl) = add(format!("dsl-{tag}"), vec![Role::Dsl], None).await;
+    let mut workers = Vec::new();
+    for n in 0..WORKERS {
+        workers.push(add(format!("staff{n}-{tag}"), vec![Role::Staff], Some(leader_id)).await.1);
+    }
+
+    // A push service that checks the server's VAPID signatures; the leader's and the DSL's browsers.
+    let key = leader.vapid_public_key().await.expect("the VAPID public key").public_key;
+    let push = PushService::start(key).await;
+    let leader_device = push.subscribe();
+    let dsl_device = push.subscribe();
+    for (api, device) in [(&leader, &leader_device), (&dsl, &dsl_device)] {
+        api.subscribe_push(&PushSubscriptionRequest {
+            endpoint: device.endpoint.clone(),
+            keys: PushSubscriptionKeys { p256dh: device.p256dh.clone(), auth: device.auth.clone() },
+        })
+        .await
+        .expect("subscribe a browser");
+    }
+
+    // +0 s the leaders, +2 s the DSL; the repeat is an hour away, out of the test's reach.
+    let plan = admin
+        .create_escalation_plan(&EscalationPlanRequest {
+            name: "Crash plan".into(),
+            steps: vec![
+                EscalationStep {
+                    delay_seconds: 0,
+                    recipients: vec![Recipient::Role { role: Role::Leader }],
+                    channels: vec![],
+                    instruction: "Phone the worker now.".into(),
+                },
+                EscalationStep {
+                    delay_seconds: 2,
+                    recipients: vec![Recipient::Role { role: Role::Dsl }],
+                    channels: vec![],
+                    instruction: "Call 999 and give the visit details.".into(),
+                },
+            ],
+            repeat_every_seconds: Some(3600),
+            is_default: false,
+        })
+        .await
+        .expect("create the plan");
+
+    // 200 five-minute visits, planned now.
+    let planned: Vec<(usize, Result<Uuid, _>)> = stream::iter(0..VISITS)
+        .map(|i| {
+            let api = workers[i % WORKERS].clone();
+            let mut visit = low_risk_visit();
+            visit.escalation_plan_id = Some(plan.id);
+            visit.check_in_interval_minutes = None;
+            visit.expected_duration_minutes = VISIT_MINUTES;
+            visit.planned_start = Utc::now();
+            async move { (i, api.plan_session(&visit).await.map(|s| s.id)) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut sessions = vec![Uuid::nil(); VISITS];
+    for (i, id) in planned {
+        sessions[i] = id.unwrap_or_else(|e| panic!("plan visit {i}: {e}; server log:\n{}", tail(&server.stderr())));
+    }
+
+    // Each started so that its deadline falls FIRST_DEADLINE..FIRST_DEADLINE + SPREAD from now: the
+    // start is dated five minutes before the deadline (the server allows for phones' clock skew).
+    let t0 = now_ms();
+    let deadline_of = |i: usize| {
+        t0 + FIRST_DEADLINE + Duration::milliseconds(SPREAD.num_milliseconds() * i as i64 / (VISITS as i64 - 1))
+    };
+    let started = stream::iter(0..VISITS)
+        .map(|i| {
+            let api = workers[i % WORKERS].clone();
+            let start = ClientEvent {
+                id: Uuid::new_v4(),
+                at: deadline_of(i) - Duration::minutes(VISIT_MINUTES),
+                kind: ClientEventKind::Start { location: None },
+            };
+            let session = sessions[i];
+            async move { (i, api.send_events(session, &[start]).await) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (i, outcome) in started {
+        outcome.unwrap_or_else(|e| panic!("start visit {i}: {e}; server log:\n{}", tail(&server.stderr())));
+    }
+    let started = Utc::now();
+    println!("{backend:?}: 200 visits started in {} ms", (started - t0).num_milliseconds());
+    assert!(
+        started < deadline_of(0),
+        "starting the visits took {} ms, past the first deadline: the test's timing assumptions fail",
+        (started - t0).num_milliseconds()
+    );
+
+    // SIGKILL once a quarter of the leader's messages have arrived (mid-run, however busy the machine),
+    // then start again on the same database.
+    let leader_id = leader_device.id.clone();
+    push.wait_for(StdDuration::from_secs(60), |r| distinct_steps(r, &leader_id, 1).len() >= VISITS / 4).await;
+    let killed_at = Utc::now();
+    let old_stderr = server.kill9().await;
+    let dead_at = Utc::now();
+    let before = push.received();
+    let leader_before = distinct_steps(&before, &leader_device.id, 1).len();
+    let dsl_before = distinct_steps(&before, &dsl_device.id, 2).len();
+    println!(
+        "{backend:?}: killed {} ms after the first deadline; before the kill the push service had {leader_before} of \
+         {VISITS} step-1 messages (leader) and {dsl_before} of {VISITS} step-2 messages (DSL)",
+        (killed_at - deadline_of(0)).num_milliseconds()
+    );
+    assert!(
+        0 < leader_before && leader_before < VISITS,
+        "the kill should come while the leader's messages arrive ({leader_before} of {VISITS} had); server log:\n{}",
+        tail(&old_stderr)
+    );
+
+    let server = ServerProcess::start(&bin, &db).await;
+    let restarted_at = Utc::now();
+    let leader = ApiClient::new(&server.base).with_token(leader.token().expect("a token"));
+
+    // Wait until every message has arrived and the outbox holds nothing in flight or waiting.
+    let wait_until = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    let mut outstanding = i64::MAX;
+    loop {
+        let received = push.received();
+        let leader_got = distinct_steps(&received, &leader_device.id, 1).len();
+        let dsl_got = distinct_steps(&received, &dsl_device.id, 2).len();
+        if leader_got == VISITS && dsl_got == VISITS {
+            outstanding = outbox_outstanding(&db.url).await;
+            if outstanding == 0 {
+                break;
+            }
+        }
+        if tokio::time::Instant::now() >= wait_until {
+            panic!(
+                "{SETTLE_TIMEOUT:?} after the restart: the leader has {leader_got} and the DSL {dsl_got} of {VISITS} \
+                 alerts; {outstanding} deliveries outstanding; server log:\n{}",
+                tail(&server.stderr())
+            );
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    let settled = Utc::now();
+    println!(
+        "{backend:?}: after the restart everything had arrived and the outbox was empty in {} ms",
+        (settled - restarted_at).num_milliseconds()
+    );
+
+    // Every visit has exactly one alert, which fired both steps and recorded both deliveries as sent.
+    let alerts = leader.alerts("all").await.expect("the alerts");
+    let session_set: BTreeSet<Uuid> = sessions.iter().copied().collect();
+    let mut alerts_per_session: BTreeMap<Uuid, usize> = BTreeMap::new();
+    for alert in &alerts {
+        *alerts_per_session.entry(alert.session_id).or_default() += 1;
+    }
+    let without: Vec<_> = session_set.iter().filter(|s| !alerts_per_session.contains_key(s)).collect();
+    let doubled: Vec<_> = alerts_per_session.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(without.is_empty(), "{} visits have no alert: {without:?}", without.len());
+    assert!(doubled.is_empty(), "visits with more than one alert: {doubled:?}");
+    assert_eq!(alerts.len(), VISITS, "one alert per visit and no other");
+    assert_eq!(count(&db.url, "select count(*) from alerts").await, VISITS as i64, "alerts in the database");
+    let mut late = 0;
+    let mut after_lease = 0;
+    for alert in &alerts {
+        assert_eq!(alert.kind, AlertKind::MissedDeadline);
+        assert_eq!(alert.steps_fired, 2, "alert {} fired {} steps", alert.id, alert.steps_fired);
+        let steps: Vec<_> = alert.deliveries.iter().filter(|d| d.purpose == "step").collect();
+        assert_eq!(steps.len(), 2, "alert {}: one delivery per step: {:#?}", alert.id, alert.deliveries);
+        assert!(steps.iter().all(|d| d.status == "sent"), "alert {}: {:#?}", alert.id, alert.deliveries);
+        for d in steps.iter().filter(|d| d.created_at < killed_at && d.sent_at.is_some_and(|t| t > restarted_at)) {
+            late += 1;
+            // Claimed by the killed process: taken up again only when its lease lapsed.
+            if d.sent_at.is_some_and(|t| t - killed_at > Duration::seconds(20)) {
+                after_lease += 1;
+            }
+        }
+    }
+    println!(
+        "{backend:?}: {late} deliveries due before the kill were sent after the restart, {after_lease} of them only \
+         after the killed process's claim (lease) lapsed"
+    );
+
+    // Each device got exactly one message per alert for its step, and nothing else, except for what the
+    // deliverer promises a crash can repeat: a message in flight at the kill (accepted by the push
+    // service, not yet recorded as sent), sent once more after the restart.
+    let received = push.received();
+    let alert_ids: BTreeSet<Uuid> = alerts.iter().map(|a| a.id).collect();
+    let kill = Kill { killed_at, dead_at, restarted_at };
+    let leader_check = exactly_once(&received, &leader_device.id, 1, &alert_ids, &kill);
+    let dsl_check = exactly_once(&received, &dsl_device.id, 2, &alert_ids, &kill);
+    let refused: Vec<_> = push.attempts().into_iter().filter(|a| a.status != 201).collect();
+    assert!(refused.is_empty(), "the push service refused some messages: {refused:#?}");
+    assert!(
+        leader_check.problems.is_empty() && dsl_check.problems.is_empty(),
+        "not exactly once:\nleader (step 1): {:#?}\nDSL (step 2): {:#?}",
+        leader_check.problems,
+        dsl_check.problems
+    );
+    let repeated = leader_check.in_flight.len() + dsl_check.in_flight.len();
+    println!(
+        "{backend:?}: repeated because they were in flight at the kill: {repeated} message(s) {:?}",
+        leader_check.in_flight.iter().chain(&dsl_check.in_flight).collect::<Vec<_>>()
+    );
+    let others: Vec<_> = received.iter().filter(|m| m.payload["purpose"] != "step").collect();
+    assert!(others.is_empty(), "only step messages were due: {others:#?}");
+    assert_eq!(received.len(), 2 * VISITS + repeated, "one message per alert to each of the two devices");
+}
+
+/// When the server was killed (just before the signal), seen dead, and started again.
+struct Kill {
+    killed_at: DateTime<Utc>,
+    dead_at: DateTime<Utc>,
+    restarted_at: DateTime<Utc>,
+}
+
+/// A message the push service accepted this long before the kill may still have been unrecorded when
+/// the process died: the deliverer records each result right after its send returns.
+const IN_FLIGHT: Duration = Duration::milliseconds(500);
+
+#[derive(Default)]
+struct Check {
+    /// Anything other than one message per alert (or a repeat of one in flight at the kill).
+    problems: Vec<String>,
+    /// Messages accepted at the kill and sent once more after the restart, with when (ms from the kill).
+    in_flight: Vec<String>,
+}
+
+/// The alert ids of the messages to `subscription` for `step` (1-based), each once.
+fn distinct_steps(received: &[Received], subscription: &str, step: i64) -> BTreeSet<String> {
+    received
+        .iter()
+        .filter(|m| m.subscription_id == subscription && m.payload["purpose"] == "step" && m.payload["step"] == step)
+        .map(|m| m.payload["alert_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Check "exactly one message for `step` per alert" on this device.
+fn exactly_once(received: &[Received], subscription: &str, step: i64, alerts: &BTreeSet<Uuid>, kill: &Kill) -> Check {
+    let mut times: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
+    let mut check = Check::default();
+    for m in received.iter().filter(|m| m.subscription_id == subscription) {
+        if m.payload["purpose"] != "step" || m.payload["step"] != step {
+            check.problems.push(format!("unexpected message {}", m.payload));
+            continue;
+        }
+        times.entry(m.payload["alert_id"].as_str().unwrap_or_default().to_string()).or_default().push(m.at);
+    }
+    let from_kill = |t: &DateTime<Utc>| format!("{:+} ms", (*t - kill.killed_at).num_milliseconds());
+    for alert in alerts {
+        match times.get(&alert.to_string()).map(Vec::as_slice) {
+            None | Some([]) => check.problems.push(format!("alert {alert}: no message")),
+            Some([_]) => {}
+            Some([first, again])
+                if *first >= kill.killed_at - IN_FLIGHT && *first <= kill.dead_at && *again >= kill.restarted_at =>
+            {
+                check.in_flight.push(format!("alert {alert} at {} and {}", from_kill(first), from_kill(again)));
+            }
+            Some(copies) => check.problems.push(format!(
+                "alert {alert}: {} messages, at {} from the kill (restarted at {})",
+                copies.len(),
+                copies.iter().map(from_kill).collect::<Vec<_>>().join(", "),
+                from_kill(&kill.restarted_at)
+            )),
+        }
+    }
+    for alert in times.keys() {
+        if !alerts.iter().any(|a| a.to_string() == *alert) {
+            check.problems.push(format!("a message for alert {alert}, which does not exist"));
+        }
+    }
+    check
+}
+
+/// Deliveries the server still has to send (waiting, or claimed and not yet recorded).
+async fn outbox_outstanding(url: &str) -> i64 {
+    count(url, "select count(*) from deliveries where status in ('pending', 'sending')").await
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    let n: i64 = sqlx::query(sql).fetch_one(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0);
+    let _ = conn.close().await;
+    n
+}
+
+/// The last lines of a server log, for failure messages.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The `homeward` binary: `HOMEWARD_BIN`, or `target/<profile>/homeward` next to this test's `deps`.
+fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HOMEWARD_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(format!("homeward{}", std::env::consts::EXE_SUFFIX)))
+        .expect("the test runs from target/<profile>/deps");
+    if !bin.is_file() {
+        panic!(
+            "the homeward binary is not at {}: build it first with `cargo build -p homeward-server --bin homeward` \
+             (`cargo nextest run --workspace` builds it), or point HOMEWARD_BIN at it",
+            bin.display()
+        );
+    }
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(bin_time), Some(exe_time)) = (modified(&bin), modified(&exe))
+        && bin_time < exe_time
+    {
+        println!("note: {} is older than this test; rebuild it if the server changed", bin.display());
+    }
+    bin
+}
+
+fn command(bin: &PathBuf, db: &TestDatabase) -> Command {
+    let mut command = Command::new(bin);
+    for var in SETTINGS_ENV {
+        command.env_remove(var);
+    }
+    command
+        .env("DATABASE_URL", &db.url)
+        .env("HOMEWARD_DATA_DIR", &db.data_dir)
+        .current_dir(&db.data_dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Run an admin command to its end; its standard output.
+async fn run_cli(bin: &PathBuf, db: &TestDatabase, args: &[&str]) -> String {
+    let output = tokio::time::timeout(StdDuration::from_secs(120), command(bin, db).args(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("homeward {args:?} did not finish in two minutes"))
+        .expect("run the homeward binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "homeward {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `homeward serve` as a child process. Dropping it kills it (SIGKILL), so a failing test leaves
+/// nothing running.
+struct ServerProcess {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Start on a free port and wait until it says it listens.
+    async fn start(bin: &PathBuf, db: &TestDatabase) -> ServerProcess {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut command = command(bin, db);
+            command.env("HOMEWARD_BIND", format!("127.0.0.1:{port}")).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = command.spawn().expect("start the homeward binary");
+            let stderr = Arc::new(Mutex::new(String::new()));
+            let mut err_pipe = child.stderr.take().expect("stderr");
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 8192];
+                while let Ok(n) = err_pipe.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            });
+            let (ready_tx, ready) = tokio::sync::oneshot::channel();
+            let expected = format!("listening on http://127.0.0.1:{port}");
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            tokio::spawn(async move {
+                let mut ready_tx = Some(ready_tx);
+                // Keep reading after the banner so the server never blocks on a full pipe.
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains(&expected)
+                        && let Some(tx) = ready_tx.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            match tokio::time::timeout(START_TIMEOUT, ready).await {
+                Ok(Ok(())) => return ServerProcess { child, base: format!("http://127.0.0.1:{port}"), stderr },
+                _ => {
+                    let _ = child.kill().await;
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                    last = stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    if !last.contains("in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("the server did not start:\n{last}");
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `kill -9` and wait for the process to be gone; what it had logged.
+    async fn kill9(mut self) -> String {
+        // tokio's `Child::kill` is SIGKILL on Unix.
+        self.child.kill().await.expect("SIGKILL the server");
+        self.stderr()
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
