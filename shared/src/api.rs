@@ -135,6 +135,8 @@ pub struct SessionView {
     pub location: Option<Coordinates>,
     pub geofence_radius_m: i64,
     pub pupil_reference: Option<String>,
+    /// Shown to the worker and companion, and to responders once an alert exists for the visit;
+    /// empty otherwise.
     pub household_notes: String,
     pub planned_start: DateTime<Utc>,
     pub expected_duration_minutes: i64,

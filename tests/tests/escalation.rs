@@ -282,6 +282,20 @@ async fn a_server_error_is_retried_and_delivered_once(backend: Backend) {
     assert_eq!(history, vec![("retry", Some(500)), ("sent", Some(201))], "every attempt is recorded");
 }
 
+async fn too_many_requests_is_retried_and_delivered_once(backend: Backend) {
+    let s = scene(backend, 600, true).await;
+    // The push service answers 429 with `Retry-After: 1` once.
+    s.push.respond_with(&s.worker.id, &[429, 201]);
+    s.miss_the_deadline();
+    s.wait_for_step(&s.worker, 1).await;
+    let tries: Vec<_> = s.push.attempts().into_iter().filter(|a| a.subscription_id == s.worker.id).collect();
+    assert_eq!(tries.iter().map(|a| a.status).collect::<Vec<_>>()[..2], [429, 201]);
+    // Retry-After (1 s here) and the first backoff (1 s) agree; the deliverer's unit tests tell them apart.
+    let waited = (tries[1].at - tries[0].at).num_milliseconds();
+    assert!(waited >= 950, "the retry waited ({waited} ms)");
+    assert_eq!(s.push.received_by(&s.worker.id).iter().filter(|m| is_step(m, 1)).count(), 1);
+}
+
 async fn a_recipient_without_a_device_does_not_hold_up_the_ladder(backend: Backend) {
     let s = scene(backend, 600, false).await;
     s.miss_the_deadline();
@@ -333,6 +347,7 @@ on_both_databases!(
     plan_exhaustion_repeats_to_every_leader_until_owned,
     a_gone_endpoint_is_removed,
     a_server_error_is_retried_and_delivered_once,
+    too_many_requests_is_retried_and_delivered_once,
     a_recipient_without_a_device_does_not_hold_up_the_ladder,
     resolving_a_panic_returns_the_visit_to_active,
 );

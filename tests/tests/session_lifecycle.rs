@@ -271,8 +271,19 @@ async fn panic_raises_an_alarm(backend: Backend) {
         event(ClientEventKind::Start { location: None }, Duration::minutes(-5)),
         event(ClientEventKind::Panic { location: Some(location) }, Duration::zero()),
     ];
+    assert_eq!(
+        school.leader.api.session(session.id).await.unwrap().household_notes,
+        "",
+        "responders do not see the household notes before an alert"
+    );
+    assert_eq!(worker.session(session.id).await.unwrap().household_notes, "Two adults; a dog.");
     let response = worker.send_events(session.id, &batch).await.unwrap();
     assert_eq!(response.session.status, SessionStatus::Alarm);
+    assert_eq!(
+        school.leader.api.session(session.id).await.unwrap().household_notes,
+        "Two adults; a dog.",
+        "once the alarm is raised, responders see who lives there"
+    );
     assert_eq!(response.session.alarm, Some(homeward_shared::session::AlarmKind::Panic));
 }
 

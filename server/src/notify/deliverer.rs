@@ -17,7 +17,7 @@ pub const MAX_ATTEMPTS: i64 = 10;
 
 fn backoff(attempts: i64) -> chrono::Duration {
     // 1 s, 2 s, 4 s ... capped at 5 minutes.
-    chrono::Duration::seconds(1i64 << attempts.clamp(0, 8)).min(chrono::Duration::minutes(5))
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(chrono::Duration::minutes(5))
 }
 
 pub async fn run(state: Arc<AppState>, channel: Arc<dyn Channel>, poll: Duration) {
@@ -117,5 +117,52 @@ fn to_result(delivery: &Claimed, outcome: SendOutcome, now: Timestamp) -> Delive
                 next_attempt_at: Some(now + wait),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn claimed(attempts: i64) -> Claimed {
+        Claimed {
+            id: Uuid::new_v4(),
+            subscription_id: None,
+            endpoint: None,
+            p256dh: None,
+            auth: None,
+            payload: String::new(),
+            urgent: true,
+            ttl_seconds: 300,
+            topic: "t".into(),
+            attempts,
+        }
+    }
+
+    fn retry(retry_after: Option<Duration>) -> SendOutcome {
+        SendOutcome::Retry { status: Some(429), error: "busy".into(), retry_after }
+    }
+
+    #[test]
+    fn retries_back_off_and_honour_retry_after() {
+        let now = chrono::Utc::now();
+        let first = to_result(&claimed(0), retry(None), now);
+        assert_eq!((first.status, first.next_attempt_at), ("pending", Some(now + chrono::Duration::seconds(1))));
+        let third = to_result(&claimed(2), retry(None), now);
+        assert_eq!(third.next_attempt_at, Some(now + chrono::Duration::seconds(4)));
+        // The service asked for two minutes: that is longer than the backoff, so it wins.
+        let asked = to_result(&claimed(0), retry(Some(Duration::from_secs(120))), now);
+        assert_eq!(asked.next_attempt_at, Some(now + chrono::Duration::seconds(120)));
+        // Backoff is capped at five minutes.
+        assert_eq!(backoff(20), chrono::Duration::minutes(5));
+    }
+
+    #[test]
+    fn gives_up_after_the_last_attempt_and_forgets_gone_devices() {
+        let now = chrono::Utc::now();
+        assert_eq!(to_result(&claimed(MAX_ATTEMPTS - 1), retry(None), now).status, "failed");
+        assert_eq!(to_result(&claimed(0), SendOutcome::Gone { status: 410 }, now).status, "gone");
+        assert_eq!(to_result(&claimed(0), SendOutcome::Delivered { status: 201 }, now).status, "sent");
     }
 }

@@ -69,6 +69,8 @@ pub struct SessionRow {
     pub late_check_ins: i64,
     pub outcome: Option<Outcome>,
     pub created_at: Timestamp,
+    /// Whether any alert has been raised for this visit: household notes reach responders only then.
+    pub has_alert: bool,
 }
 
 impl SessionRow {
@@ -103,6 +105,12 @@ impl SessionRow {
         // Whatever their role, the worker's (and companion's) own phone never learns of a duress alarm:
         // someone may be watching the screen.
         let hide_duress = self.is_worker_side(viewer.user_id) && self.alarm == Some(AlarmKind::Duress);
+        // The household notes are for the people on the visit; responders see them once an alert exists.
+        let household_notes = if self.is_worker_side(viewer.user_id) || self.has_alert {
+            self.household_notes.clone()
+        } else {
+            String::new()
+        };
         let (status, alarm) = if hide_duress {
             (if self.outcome.is_some() { SessionStatus::OutcomeRecorded } else { SessionStatus::Ended }, None)
         } else {
@@ -120,7 +128,7 @@ impl SessionRow {
             location: self.location,
             geofence_radius_m: self.geofence_radius_m,
             pupil_reference: self.pupil_reference.clone(),
-            household_notes: self.household_notes.clone(),
+            household_notes,
             planned_start: self.planned_start,
             expected_duration_minutes: self.expected_duration_minutes,
             check_in_interval_minutes: self.check_in_interval_minutes,
@@ -149,7 +157,8 @@ const SELECT: &str = "select s.session_id, s.school_id, s.worker_id, u.name, s.c
     s.latitude, s.longitude, s.geofence_radius_m, s.pupil_reference, s.household_notes, s.planned_start, \
     s.expected_duration_minutes, s.check_in_interval_minutes, s.escalation_plan_id, s.risk_assessment, \
     s.approval_required, s.approval_status, s.approval_reason, s.approval_decided_by, s.approval_decided_at, s.status, \
-    s.alarm, s.deadline, s.started_at, s.ended_at, s.last_check_in, s.late_check_ins, s.outcome, s.created_at \
+    s.alarm, s.deadline, s.started_at, s.ended_at, s.last_check_in, s.late_check_ins, s.outcome, s.created_at, \
+    (select count(*) from alerts a where a.session_id = s.session_id) \
     from sessions s join users u on u.user_id = s.worker_id";
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, ApiError> {
@@ -206,6 +215,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, ApiError> {
         late_check_ins: row.try_get(29)?,
         outcome: row.try_get::<Option<String>, _>(30)?.map(|o| decode("outcome", &o)).transpose()?,
         created_at: from_millis(row.try_get(31)?),
+        has_alert: row.try_get::<i64, _>(32)? > 0,
     })
 }
 
