@@ -165,6 +165,11 @@ impl Api {
         Ok(self.client.push_subscriptions().await?)
     }
 
+    /// Ask the server to send a test notification to all this user's devices now.
+    pub async fn test_push(&self) -> ApiResult<homeward_shared::api::TestPushReport> {
+        Ok(self.client.test_push().await?)
+    }
+
     /// `GET /health`: is the server there and well?
     pub async fn health(&self) -> ApiResult<()> {
         let (status, body) = self.client.raw(reqwest::Method::GET, "/health", None).await?;

@@ -128,7 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = Db::connect(&settings.database_url()?).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Ok(AppState { db, clock, settings, login_limiter: LoginLimiter::default(), vapid_public_key: None })
+    Ok(AppState { db, clock, settings, login_limiter: LoginLimiter::default(), vapid_public_key: None, push: None })
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

@@ -41,6 +41,7 @@ use crate::routes;
         routes::push::list,
         routes::push::subscribe,
         routes::push::unsubscribe,
+        routes::push::test,
         routes::audit::list,
         routes::audit::verify,
     ),

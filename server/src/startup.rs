@@ -54,6 +54,7 @@ impl Application {
             settings,
             login_limiter: LoginLimiter::default(),
             vapid_public_key: Some(vapid.public_b64.clone()),
+            push: Some(push.clone()),
         });
         // The engine: whatever fell due while the server was down fires as soon as these start.
         tokio::spawn(scheduler::run(state.clone().into_inner(), poll));

@@ -511,6 +511,22 @@ pub struct PushSubscriptionView {
     pub created_at: DateTime<Utc>,
 }
 
+/// What each of the caller's devices' push services said to a test notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestPushReport {
+    pub devices: Vec<TestPushResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestPushResult {
+    pub endpoint: String,
+    /// Accepted by the push service: the notification is on its way to the device.
+    pub delivered: bool,
+    pub detail: String,
+}
+
 /// What a push notification carries: enough to show and open the alert, never a child's address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

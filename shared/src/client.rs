@@ -232,6 +232,11 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, "/api/v1/push/subscriptions").json(&body)).await
     }
 
+    /// Send a test notification to all my devices now.
+    pub async fn test_push(&self) -> ClientResult<TestPushReport> {
+        self.post("/api/v1/push/test", &serde_json::json!({})).await
+    }
+
     /// `status`: `open` or `all`.
     pub async fn alerts(&self, status: &str) -> ClientResult<Vec<AlertView>> {
         self.get(&format!("/api/v1/alerts?status={status}")).await

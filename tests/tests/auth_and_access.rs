@@ -489,6 +489,7 @@ const MATRIX: &[Row] = &[
     row("GET",  "/api/v1/push/subscriptions",               "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("POST", "/api/v1/push/subscriptions",               "", [401, 201, 201, 201, 201, 201, 201, 201]),
     row("DELETE", "/api/v1/push/subscriptions",             "", [401, 204, 404, 404, 404, 404, 404, 404]),
+    row("POST", "/api/v1/push/test",                        "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/audit",                            "", [401, 403, 403, 403, 200, 200, 403, 200]),
     row("GET",  "/api/v1/audit/verify",                     "", [401, 403, 403, 403, 200, 200, 403, 200]),
 ];
@@ -601,6 +602,8 @@ async fn prepare(world: &World, row: &Row, caller: Caller) -> (ApiClient, String
             Some(RawBody::Json(json!({ "resolution": "false_alarm", "notes": "Pressed by mistake" })))
         }
         ("POST", "/api/v1/push/subscriptions") => Some(RawBody::Json(subscription_body(&tag))),
+        // Sends to the caller's own devices (none here): everyone signed in may.
+        ("POST", "/api/v1/push/test") => Some(RawBody::Json(json!({}))),
         ("DELETE", "/api/v1/push/subscriptions") => {
             let body = subscription_body(&tag);
             let (status, _) = worker

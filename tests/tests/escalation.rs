@@ -296,6 +296,22 @@ async fn too_many_requests_is_retried_and_delivered_once(backend: Backend) {
     assert_eq!(s.push.received_by(&s.worker.id).iter().filter(|m| is_step(m, 1)).count(), 1);
 }
 
+async fn a_test_push_reaches_each_of_my_devices(backend: Backend) {
+    let s = scene(backend, 600, true).await;
+    let second = s.app.subscribe(&s.school.staff, &s.push).await;
+    s.push.respond_with(&second.id, &[410]);
+    let report = s.school.staff.api.test_push().await.unwrap();
+    assert_eq!(report.devices.len(), 2);
+    let first = report.devices.iter().find(|d| d.endpoint == s.worker.endpoint).unwrap();
+    assert!(first.delivered, "{first:?}");
+    let gone = report.devices.iter().find(|d| d.endpoint == second.endpoint).unwrap();
+    assert!(!gone.delivered && gone.detail.contains("gone"), "{gone:?}");
+    let got = s.push.received_by(&s.worker.id);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload["purpose"], "test");
+    assert!(s.push.received_by(&s.manager.id).is_empty(), "only my own devices");
+}
+
 async fn a_recipient_without_a_device_does_not_hold_up_the_ladder(backend: Backend) {
     let s = scene(backend, 600, false).await;
     s.miss_the_deadline();
@@ -348,6 +364,7 @@ on_both_databases!(
     a_gone_endpoint_is_removed,
     a_server_error_is_retried_and_delivered_once,
     too_many_requests_is_retried_and_delivered_once,
+    a_test_push_reaches_each_of_my_devices,
     a_recipient_without_a_device_does_not_hold_up_the_ladder,
     resolving_a_panic_returns_the_visit_to_active,
 );

@@ -60,11 +60,23 @@ async fn self_test(mut state: AppState) -> Vec<Check> {
             detail: "this device is not subscribed: tap Enable notifications".into(),
         },
         Ok(Some(endpoint)) => match api.push_subscriptions().await {
-            Ok(list) if list.iter().any(|s| s.endpoint == endpoint) => Check {
-                key: "push",
-                label: "Push subscription",
-                ok: true,
-                detail: "the server will send alerts to this device".into(),
+            Ok(list) if list.iter().any(|s| s.endpoint == endpoint) => match api.test_push().await {
+                Ok(report) => match report.devices.iter().find(|d| d.endpoint == endpoint) {
+                    Some(d) if d.delivered => Check {
+                        key: "push",
+                        label: "Push subscription",
+                        ok: true,
+                        detail: "a test notification is on its way to this device: watch for it".into(),
+                    },
+                    Some(d) => Check { key: "push", label: "Push subscription", ok: false, detail: d.detail.clone() },
+                    None => Check {
+                        key: "push",
+                        label: "Push subscription",
+                        ok: false,
+                        detail: "the server did not try this device: tap Enable notifications again".into(),
+                    },
+                },
+                Err(e) => Check { key: "push", label: "Push subscription", ok: false, detail: e.message() },
             },
             Ok(_) => Check {
                 key: "push",

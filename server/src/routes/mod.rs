@@ -54,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/push/subscriptions", web::get().to(push::list))
                 .route("/push/subscriptions", web::post().to(push::subscribe))
                 .route("/push/subscriptions", web::delete().to(push::unsubscribe))
+                .route("/push/test", web::post().to(push::test))
                 .route("/audit", web::get().to(audit::list))
                 .route("/audit/verify", web::get().to(audit::verify))
                 .default_service(web::to(not_found)),
