@@ -680,6 +680,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/push/subscriptions"),
     ("post", "/api/v1/push/subscriptions"),
     ("delete", "/api/v1/push/subscriptions"),
+    ("post", "/api/v1/push/test"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/audit/verify"),
 ];

@@ -146,7 +146,24 @@ async fn a_deadline_missed_while_the_server_was_away_fires_once_when_it_looks(ba
     assert_eq!(missed, 1, "one alert for one missed deadline");
 }
 
+/// A deadline timer retried later (its `due_at` moved on, as after a failed attempt) still makes the
+/// visit overdue: the deadline is the session's, not the timer's.
+async fn a_retried_deadline_timer_still_fires(backend: Backend) {
+    let (app, school, session) = started(backend).await;
+    sqlx::query("update timers set due_at = due_at + 5000 where session_id = $1 and kind = 'session_deadline'")
+        .bind(session.to_string())
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    tick(&app, Duration::seconds(303)).await;
+    assert!(alert(&school).await.is_none(), "the retry is not due yet");
+    tick(&app, Duration::seconds(3)).await;
+    let a = alert(&school).await.expect("the retried deadline fires");
+    assert_eq!(a.session.status, homeward_shared::session::SessionStatus::Overdue);
+}
+
 on_both_databases!(
+    a_retried_deadline_timer_still_fires,
     each_step_fires_at_its_second,
     ownership_pauses_and_its_timeout_resumes_on_the_second,
     a_check_in_before_the_deadline_moves_it,

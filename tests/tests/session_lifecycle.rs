@@ -318,7 +318,36 @@ async fn pings_are_stored_once_and_only_during_the_visit(backend: Backend) {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(404));
 }
 
+/// Regression: on PostgreSQL a position missing from one insert must not break a later one with a
+/// position on the same pooled connection (sqlx's Any driver mistyped NULL doubles).
+async fn positions_missing_then_present_are_both_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Position School").await;
+    let worker = &school.staff.api;
+    let location = homeward_shared::Coordinates { latitude: 51.45, longitude: -2.58 };
+    for round in 0..3 {
+        let mut without = low_risk_visit();
+        without.location = None;
+        let a = worker.plan_session(&without).await.unwrap();
+        assert_eq!(a.location, None);
+        let b = worker.plan_session(&low_risk_visit()).await.unwrap();
+        assert!(b.location.is_some());
+        for (session, position) in [(a.id, None), (b.id, Some(location))] {
+            let batch = [
+                event(ClientEventKind::Start { location: None }, Duration::seconds(-10)),
+                event(ClientEventKind::Panic { location: position }, Duration::seconds(-5 + round)),
+            ];
+            let response = worker.send_events(session, &batch).await.unwrap();
+            assert_eq!(response.session.status, SessionStatus::Alarm);
+        }
+    }
+    let alerts = school.leader.api.alerts("open").await.unwrap();
+    assert_eq!(alerts.len(), 6);
+    assert_eq!(alerts.iter().filter(|a| a.last_location == Some(location)).count(), 3);
+}
+
 on_both_databases!(
+    positions_missing_then_present_are_both_stored,
     full_lifecycle,
     events_are_applied_exactly_once,
     late_events_count_in_the_order_they_happened,

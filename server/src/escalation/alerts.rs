@@ -209,21 +209,25 @@ async fn insert(
         stood_down_at: None,
         last_location: location,
     };
-    sqlx::query(
+    // sqlx 0.8's Any driver binds a NULL f64 with the wrong type on PostgreSQL, which breaks the cached
+    // statement for later positions (launchbadge/sqlx#4284): a missing position is written as SQL null.
+    let position = if location.is_some() { "$8, $9" } else { "null, null" };
+    let sql = format!(
         "insert into alerts (alert_id, school_id, session_id, kind, status, escalation_plan_id, steps_fired, trigger_at, \
-         raised_at, last_latitude, last_longitude, updated_at) values ($1, $2, $3, $4, 'escalating', $5, 0, $6, $7, $8, $9, $7)",
-    )
-    .bind(alert.id.to_string())
-    .bind(alert.school_id.to_string())
-    .bind(alert.session_id.to_string())
-    .bind(kind_str(kind))
-    .bind(alert.escalation_plan_id.to_string())
-    .bind(to_millis(trigger_at))
-    .bind(to_millis(now))
-    .bind(location.map(|l| l.latitude))
-    .bind(location.map(|l| l.longitude))
-    .execute(tx.conn())
-    .await?;
+         raised_at, last_latitude, last_longitude, updated_at) values ($1, $2, $3, $4, 'escalating', $5, 0, $6, $7, {position}, $7)"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(alert.id.to_string())
+        .bind(alert.school_id.to_string())
+        .bind(alert.session_id.to_string())
+        .bind(kind_str(kind))
+        .bind(alert.escalation_plan_id.to_string())
+        .bind(to_millis(trigger_at))
+        .bind(to_millis(now));
+    if let Some(l) = location {
+        query = query.bind(l.latitude).bind(l.longitude);
+    }
+    query.execute(tx.conn()).await?;
     audit::append(
         tx,
         audit::Action {

@@ -79,12 +79,11 @@ async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<(), Api
     let Some(session) = lock_session(tx, session_id).await? else { return Ok(()) };
     match timer.kind {
         TimerKind::SessionDeadline => {
+            // The deadline is the session's own, not the timer's `due_at` (a retried timer's is later).
+            // A deadline still ahead has a timer of its own: nothing to do yet.
+            let Some(deadline) = session.deadline.filter(|d| *d <= now) else { return Ok(()) };
             // The event is dated when the deadline passed, so a check-in queued before it still wins.
-            let event = Event {
-                id: Uuid::new_v4(),
-                at: timer.due_at,
-                kind: EventKind::DeadlineMissed { deadline: timer.due_at },
-            };
+            let event = Event { id: Uuid::new_v4(), at: deadline, kind: EventKind::DeadlineMissed { deadline } };
             match sessions::record(tx, &session, vec![NewEvent { event, source: Source::Server, actor_id: None }], now)
                 .await
             {

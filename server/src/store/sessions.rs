@@ -227,7 +227,8 @@ pub async fn insert(tx: &mut WriteTx, new: &NewSession, actor: Uuid, now: Timest
         "insert into sessions (session_id, school_id, worker_id, companion_id, kind, sub_kind, address, latitude, longitude, \
          geofence_radius_m, pupil_reference, household_notes, planned_start, expected_duration_minutes, check_in_interval_minutes, \
          escalation_plan_id, risk_assessment, risk_level, approval_required, approval_status, status, late_check_ins, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'planned', 0, $21, $21)",
+         values ($1, $2, $3, $4, $5, $6, $7, case when $22 = 1 then $8 else null end, case when $22 = 1 then $9 else null end, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'planned', 0, $21, $21)",
     )
     .bind(id.to_string())
     .bind(new.school_id.to_string())
@@ -236,8 +237,10 @@ pub async fn insert(tx: &mut WriteTx, new: &NewSession, actor: Uuid, now: Timest
     .bind(new.kind.kind_str())
     .bind(new.kind.sub_kind_str())
     .bind(&new.address)
-    .bind(new.location.map(|l| l.latitude))
-    .bind(new.location.map(|l| l.longitude))
+    // Always a real f64: sqlx 0.8's Any driver binds a NULL f64 with the wrong type on PostgreSQL
+    // (launchbadge/sqlx#4284); $22 says whether the visit has a position.
+    .bind(new.location.map_or(0.0, |l| l.latitude))
+    .bind(new.location.map_or(0.0, |l| l.longitude))
     .bind(new.geofence_radius_m)
     .bind(new.pupil_reference.as_deref())
     .bind(&new.household_notes)
@@ -250,6 +253,7 @@ pub async fn insert(tx: &mut WriteTx, new: &NewSession, actor: Uuid, now: Timest
     .bind(i64::from(new.approval_required))
     .bind(approval.as_str())
     .bind(to_millis(now))
+    .bind(i64::from(new.location.is_some()))
     .execute(tx.conn())
     .await?;
     audit::append(
