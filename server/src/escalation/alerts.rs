@@ -253,6 +253,12 @@ pub async fn raise_missed_deadline(
     let alert = insert(tx, session, AlertKind::MissedDeadline, deadline, None, now).await?;
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
     let first = plan.steps.first().map_or(0, |s| s.delay_seconds);
+    let due_at = deadline + Duration::seconds(first);
+    if due_at <= now {
+        // Usually the first step is "at once": fire it in this transaction rather than through a
+        // timer, so the first message leaves with the commit that opened the alert.
+        return fire_step(tx, alert, session, 0, now).await;
+    }
     timers::insert(
         tx,
         NewTimer {
@@ -261,7 +267,7 @@ pub async fn raise_missed_deadline(
             session_id: Some(session.id),
             alert_id: Some(alert.id),
             step_index: Some(0),
-            due_at: deadline + Duration::seconds(first),
+            due_at,
         },
         now,
     )

@@ -153,18 +153,28 @@ fn to_timer(row: Row) -> Result<Timer, ApiError> {
     })
 }
 
-/// Claim the earliest due timer, locked for this transaction; other processes skip it.
-pub async fn claim_due(tx: &mut WriteTx, now: Timestamp) -> Result<Option<Timer>, ApiError> {
+/// Claim up to `limit` of the earliest due timers, locked for this transaction; other processes skip
+/// them.
+pub async fn claim_due(tx: &mut WriteTx, now: Timestamp, limit: i64) -> Result<Vec<Timer>, ApiError> {
     let lock = match tx.backend {
         Backend::Postgres => " for update skip locked",
         Backend::Sqlite => "",
     };
     let sql = format!(
         "select timer_id, school_id, kind, session_id, alert_id, step_index, due_at from timers \
-         where fired_at is null and cancelled_at is null and due_at <= $1 order by due_at limit 1{lock}"
+         where fired_at is null and cancelled_at is null and due_at <= $1 order by due_at limit {limit}{lock}"
     );
-    let row: Option<Row> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_optional(tx.conn()).await?;
-    row.map(to_timer).transpose()
+    let rows: Vec<Row> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_all(tx.conn()).await?;
+    rows.into_iter().map(to_timer).collect()
+}
+
+pub async fn still_pending(tx: &mut WriteTx, id: Uuid) -> Result<bool, ApiError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("select timer_id from timers where timer_id = $1 and fired_at is null and cancelled_at is null")
+            .bind(id.to_string())
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(row.is_some())
 }
 
 pub async fn mark_fired(tx: &mut WriteTx, id: Uuid, now: Timestamp) -> Result<(), ApiError> {
@@ -177,14 +187,13 @@ pub async fn mark_fired(tx: &mut WriteTx, id: Uuid, now: Timestamp) -> Result<()
 }
 
 /// Try a timer again later (its effects failed); it is never dropped.
-pub async fn postpone(db: &Db, id: Uuid, to: Timestamp) -> Result<(), ApiError> {
-    let mut tx = db.begin().await?;
+pub async fn postpone(tx: &mut WriteTx, id: Uuid, to: Timestamp) -> Result<(), ApiError> {
     sqlx::query("update timers set due_at = $1 where timer_id = $2")
         .bind(to_millis(to))
         .bind(id.to_string())
         .execute(tx.conn())
         .await?;
-    tx.commit().await?;
+    tx.wrote_timers = true;
     Ok(())
 }
 

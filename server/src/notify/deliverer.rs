@@ -52,20 +52,36 @@ pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usiz
             return Ok(attempted);
         }
         attempted += claimed.len();
-        // Record each result as soon as its send returns: a crash then repeats at most the messages
-        // in flight at that instant, never a whole batch that was already accepted.
-        let recorded = join_all(claimed.iter().map(|delivery| async move {
-            let outcome = send_one(channel, delivery).await;
-            let now = state.clock.now();
-            let mut tx = state.db.begin().await?;
-            outbox::record(&mut tx, delivery, &to_result(delivery, outcome, now), now).await?;
-            tx.commit().await?;
+        // Record results as their sends return: a crash then repeats at most the messages in flight
+        // at that instant, never a batch that was already accepted. Results that arrive together are
+        // written in one transaction (one fsync on SQLite), which keeps up with a burst of alarms.
+        let (results, mut returned) = tokio::sync::mpsc::unbounded_channel();
+        let send_all = async move {
+            join_all(claimed.into_iter().map(|delivery| {
+                let results = results.clone();
+                async move {
+                    let outcome = send_one(channel, &delivery).await;
+                    let _ = results.send((delivery, outcome, state.clock.now()));
+                }
+            }))
+            .await;
+        };
+        let record_all = async {
+            while let Some(first) = returned.recv().await {
+                let mut ready = vec![first];
+                while let Ok(more) = returned.try_recv() {
+                    ready.push(more);
+                }
+                let mut tx = state.db.begin().await?;
+                for (delivery, outcome, at) in ready {
+                    outbox::record(&mut tx, &delivery, &to_result(&delivery, outcome, at), at).await?;
+                }
+                tx.commit().await?;
+            }
             Ok::<(), ApiError>(())
-        }))
-        .await;
-        for result in recorded {
-            result?;
-        }
+        };
+        let ((), recorded) = tokio::join!(send_all, record_all);
+        recorded?;
     }
 }
 
