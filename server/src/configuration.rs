@@ -43,6 +43,25 @@ pub struct Settings {
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,
+    /// Other web origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://app.school.example`). The web client served by this server is always allowed.
+    #[arg(long, global = true, env = "HOMEWARD_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+}
+
+/// An origin is a scheme, a host and an optional port: nothing after it, not even a slash.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not an origin: {e}"))?;
+    let origin = url.origin();
+    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{raw}` is not an http(s) origin"));
+    }
+    let serialized = origin.ascii_serialization();
+    if serialized != raw {
+        return Err(format!("`{raw}` is not an origin: write it as `{serialized}` (scheme, host and port only)"));
+    }
+    Ok(serialized)
 }
 
 impl Settings {
@@ -53,5 +72,20 @@ impl Settings {
         }
         std::fs::create_dir_all(&self.data_dir)?;
         Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("homeward.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_origin;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(parse_origin("https://app.school.example").as_deref(), Ok("https://app.school.example"));
+        assert_eq!(parse_origin(" http://localhost:8081 ").as_deref(), Ok("http://localhost:8081"));
+        let with_path = parse_origin("https://app.school.example/").unwrap_err();
+        assert!(with_path.contains("write it as `https://app.school.example`"), "{with_path}");
+        assert!(parse_origin("app.school.example").is_err());
+        assert!(parse_origin("file:///tmp/x").is_err());
     }
 }

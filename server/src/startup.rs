@@ -4,7 +4,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_cors::Cors;
+use actix_web::dev::{RequestHead, Server, ServerHandle};
+use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
@@ -20,11 +22,33 @@ use crate::notify::deliverer;
 use crate::notify::web_push::{VapidKeys, WebPush};
 use crate::routes;
 use crate::state::AppState;
+use crate::telemetry::PrivateRootSpan;
 
 pub struct Application {
     address: SocketAddr,
     server: Server,
     pub state: web::Data<AppState>,
+}
+
+/// Browsers may call the API from the configured origins and from this server's own (the web client);
+/// a request from any other origin is refused before it reaches a handler.
+fn cors(allowed: Arc<Vec<String>>) -> Cors {
+    Cors::default()
+        // A browser on another site is refused outright, not only denied the answer.
+        .block_on_origin_mismatch(true)
+        .allowed_origin_fn(move |origin, request| {
+            let Ok(origin) = origin.to_str() else { return false };
+            allowed.iter().any(|o| o == origin) || is_same_origin(origin, request)
+        })
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(3600)
+}
+
+/// The page's origin names the host the request was sent to: the web client served from here.
+fn is_same_origin(origin: &str, request: &RequestHead) -> bool {
+    let Some(host) = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
 impl Application {
@@ -60,9 +84,11 @@ impl Application {
         tokio::spawn(scheduler::run(state.clone().into_inner(), poll));
         tokio::spawn(deliverer::run(state.clone().into_inner(), push, poll));
         let app_state = state.clone();
+        let cors_origins = Arc::new(state.settings.cors_origins.clone());
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(cors(cors_origins.clone()))
+                .wrap(TracingLogger::<PrivateRootSpan>::new())
                 .wrap(
                     DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))

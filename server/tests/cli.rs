@@ -77,6 +77,7 @@ on_both_databases!(
     seed_demo_refuses_when_a_demo_email_is_taken,
     serve_demo_signs_in_and_stops_cleanly,
     flags_win_over_the_environment,
+    logs_hold_no_secrets_or_childrens_details,
 );
 
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -1040,4 +1041,86 @@ fn flags_win_over_the_environment(backend: Backend) {
     assert_eq!(server.get_status("/health"), 200);
     server.stop_with("TERM");
     drop(taken);
+}
+
+/// The log is read by operators and shipped to log stores: it must never hold a password, a bearer
+/// token, or what identifies a child or their home (address, pupil reference, household and outcome
+/// notes). The server runs at debug level for its own code here, the most it would ever log.
+fn logs_hold_no_secrets_or_childrens_details(backend: Backend) {
+    const WRONG_PASSWORD: &str = "Wrong-Password-Marker-5521";
+    const ADDRESS: &str = "42 Marker Lane, Logtown";
+    const PUPIL: &str = "ADM-7731";
+    const HOUSEHOLD: &str = "Household-Marker: father's new partner, large dog";
+    const OUTCOME: &str = "Outcome-Marker: bruise on left arm";
+
+    let env = TestEnv::new(backend);
+    let port = free_port();
+    let mut command = env.command(&["serve", "--demo"]);
+    command.env("HOMEWARD_BIND", format!("127.0.0.1:{port}")).env("RUST_LOG", "info,homeward_server=debug");
+    let server = Server::start_command(command, port).unwrap_or_else(|out| panic!("the server did not start:\n{out}"));
+
+    assert_eq!(server.sign_in(DANA, WRONG_PASSWORD).err(), Some(401));
+    let dana = server.must_sign_in(DANA, DEMO_PASSWORD);
+    let send = |path: &str, body: Value| -> (u16, Value) {
+        let url = format!("{}{path}", server.base);
+        block_on(async {
+            let response = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(&dana.token)
+                .json(&body)
+                .send()
+                .await
+                .expect("reach the server");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    let now = chrono::Utc::now();
+    let mut visit = json!({
+        "kind": "home_visit",
+        "sub_kind": "procedural",
+        "address": ADDRESS,
+        "location": { "latitude": 51.5, "longitude": -0.12 },
+        "geofence_radius_m": 150,
+        "pupil_reference": PUPIL,
+        "household_notes": HOUSEHOLD,
+        "planned_start": now,
+        "expected_duration_minutes": 60,
+        "check_in_interval_minutes": 20,
+        "risk_assessment": serde_json::to_value(homeward_shared::RiskAssessment::all_low()).expect("json"),
+    });
+    // Refused input echoes nothing of the child into the log either, even where the error message
+    // quotes the value sent (a string where a number belongs).
+    visit["expected_duration_minutes"] = json!(ADDRESS);
+    assert_eq!(send("/api/v1/sessions", visit.clone()).0, 400);
+    visit["expected_duration_minutes"] = json!(-5);
+    assert_eq!(send("/api/v1/sessions", visit.clone()).0, 422);
+    visit["expected_duration_minutes"] = json!(60);
+    let (status, planned) = send("/api/v1/sessions", visit);
+    assert_eq!(status, 201, "{planned}");
+    let id = planned["id"].as_str().expect("a session id").to_owned();
+    let events = json!({ "events": [
+        { "id": Uuid::new_v4(), "at": now, "type": "start", "location": { "latitude": 51.5, "longitude": -0.12 } },
+        { "id": Uuid::new_v4(), "at": now + chrono::Duration::seconds(1), "type": "check_in" },
+        { "id": Uuid::new_v4(), "at": now + chrono::Duration::seconds(2), "type": "end" },
+    ]});
+    let (status, body) = send(&format!("/api/v1/sessions/{id}/events"), events);
+    assert_eq!(status, 200, "{body}");
+    let outcome = json!({ "outcome": {
+        "child_seen": true, "responsible_adult_present": true, "entered_premises": true,
+        "concern": "safeguarding", "notes": OUTCOME,
+    }});
+    let (status, body) = send(&format!("/api/v1/sessions/{id}/outcome"), outcome);
+    assert!((200..300).contains(&status), "outcome: {status} {body}");
+    let stderr = server.stderr.clone();
+    server.stop_with("TERM");
+
+    let log = stderr.lock().expect("stderr lock").clone();
+    // The log is there and covers these requests (the sign-ins, the refusals), so its silence below
+    // means something.
+    assert!(log.contains(&format!("signed in user={}", dana.id())), "the sign-in was not logged:\n{log}");
+    assert_eq!(log.matches("request refused").count(), 3, "the wrong password and two bad visits:\n{log}");
+    for secret in [DEMO_PASSWORD, WRONG_PASSWORD, dana.token.as_str(), ADDRESS, PUPIL, HOUSEHOLD, OUTCOME] {
+        assert!(!log.contains(secret), "the log holds `{secret}`:\n{log}");
+    }
 }

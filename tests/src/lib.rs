@@ -124,6 +124,7 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         signal_lost_secs: 600,
         geofence_follow_up_secs: 120,
         web_dir: db.data_dir.join("no-web-build"),
+        cors_origins: Vec::new(),
     }
 }
 

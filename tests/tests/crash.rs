@@ -1,7 +1,9 @@
-//! The crash test: the real `homeward` binary is killed with SIGKILL while 200 missed deadlines fall
-//! due, and started again on the same database. The database is the timer and the outbox, so every
-//! visit must end up with exactly one alert, the leader's device with exactly one step-1 message per
-//! alert and the DSL's with exactly one step-2 message per alert: nothing lost, nothing repeated.
+//! The crash tests: the real `homeward` binary is killed with SIGKILL while 200 missed deadlines fall
+//! due, and started again on the same database; once a quarter of the way in, and 20 times at random
+//! moments. The database is the timer and the outbox, so every visit must end up with exactly one
+//! alert, the leader's device with exactly one step-1 message per alert and the DSL's with exactly one
+//! step-2 message per alert: nothing lost, nothing repeated. Meanwhile phones keep sending check-ins,
+//! resending whatever got no answer, as the client does: every event the server acknowledged is stored.
 //!
 //! The binary is found next to this test's directory (`target/debug/homeward`, built by
 //! `cargo nextest run --workspace` or `cargo build -p homeward-server --bin homeward`), or at
@@ -19,7 +21,7 @@ use homeward_shared::api::{
     AlertKind, ClientEvent, ClientEventKind, CreateUserRequest, EscalationPlanRequest, PushSubscriptionKeys,
     PushSubscriptionRequest,
 };
-use homeward_shared::client::ApiClient;
+use homeward_shared::client::{ApiClient, ClientError};
 use homeward_shared::{EscalationStep, Recipient, Role};
 use homeward_tests::push_service::{PushService, Received};
 use homeward_tests::{Backend, PASSWORD, TestDatabase, low_risk_visit, now_ms, on_both_databases};
@@ -33,9 +35,10 @@ const VISITS: usize = 200;
 const WORKERS: usize = 4;
 /// Setup requests in flight at once.
 const CONCURRENCY: usize = 16;
-/// The first deadline falls this long after the visits are started, the last one `SPREAD` later.
+/// The first deadline falls this long after the visits are started, the last one `Kills::spread` later.
 const FIRST_DEADLINE: Duration = Duration::seconds(15);
-const SPREAD: Duration = Duration::seconds(8);
+/// Long visits whose workers keep checking in throughout, across the kills.
+const CHATTY_VISITS: usize = WORKERS;
 /// A visit cannot be shorter than this; its start is dated this long before the deadline wanted.
 const VISIT_MINUTES: i64 = 5;
 const START_TIMEOUT: StdDuration = StdDuration::from_secs(30);
@@ -56,9 +59,38 @@ const SETTINGS_ENV: [&str; 10] = [
     "HOMEWARD_USER_PASSWORD",
 ];
 
-on_both_databases!(a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing);
+on_both_databases!(
+    a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing,
+    twenty_kills_at_random_moments_lose_nothing_and_repeat_nothing
+);
 
 async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(backend: Backend) {
+    crash_run(backend, Kills::OnceAQuarterIn).await
+}
+
+async fn twenty_kills_at_random_moments_lose_nothing_and_repeat_nothing(backend: Backend) {
+    crash_run(backend, Kills::AtRandom(20)).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kills {
+    /// Once a quarter of the leader's step-1 messages have arrived (mid-run, however busy the machine).
+    OnceAQuarterIn,
+    /// This many times, each 0.3 to 2.3 s after the server came back.
+    AtRandom(usize),
+}
+
+impl Kills {
+    /// Deadlines fall over this long: through all the kills.
+    fn spread(self) -> Duration {
+        match self {
+            Kills::OnceAQuarterIn => Duration::seconds(8),
+            Kills::AtRandom(_) => Duration::seconds(24),
+        }
+    }
+}
+
+async fn crash_run(backend: Backend, kills: Kills) {
     let db = TestDatabase::new(backend).await;
     let bin = server_binary();
     let tag = Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -174,7 +206,7 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
     // start is dated five minutes before the deadline (the server allows for phones' clock skew).
     let t0 = now_ms();
     let deadline_of = |i: usize| {
-        t0 + FIRST_DEADLINE + Duration::milliseconds(SPREAD.num_milliseconds() * i as i64 / (VISITS as i64 - 1))
+        t0 + FIRST_DEADLINE + Duration::milliseconds(kills.spread().num_milliseconds() * i as i64 / (VISITS as i64 - 1))
     };
     let started = stream::iter(0..VISITS)
         .map(|i| {
@@ -201,29 +233,50 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
         (started - t0).num_milliseconds()
     );
 
-    // SIGKILL once a quarter of the leader's messages have arrived (mid-run, however busy the machine),
-    // then start again on the same database.
-    let leader_id = leader_device.id.clone();
-    push.wait_for(StdDuration::from_secs(60), |r| distinct_steps(r, &leader_id, 1).len() >= VISITS / 4).await;
-    let killed_at = Utc::now();
-    let old_stderr = server.kill9().await;
-    let dead_at = Utc::now();
-    let before = push.received();
-    let leader_before = distinct_steps(&before, &leader_device.id, 1).len();
-    let dsl_before = distinct_steps(&before, &dsl_device.id, 2).len();
-    println!(
-        "{backend:?}: killed {} ms after the first deadline; before the kill the push service had {leader_before} of \
-         {VISITS} step-1 messages (leader) and {dsl_before} of {VISITS} step-2 messages (DSL)",
-        (killed_at - deadline_of(0)).num_milliseconds()
-    );
-    assert!(
-        0 < leader_before && leader_before < VISITS,
-        "the kill should come while the leader's messages arrive ({leader_before} of {VISITS} had); server log:\n{}",
-        tail(&old_stderr)
-    );
+    // Phones checking in throughout; the server's address changes with each restart.
+    let base = Arc::new(Mutex::new(server.base.clone()));
+    let chatter = Chatter::start(&plan_long_visits(&workers).await, base.clone());
 
-    let server = ServerProcess::start(&bin, &db).await;
-    let restarted_at = Utc::now();
+    let mut server = server;
+    let mut kill_log = Vec::new();
+    match kills {
+        Kills::OnceAQuarterIn => {
+            let leader_id = leader_device.id.clone();
+            push.wait_for(StdDuration::from_secs(60), |r| distinct_steps(r, &leader_id, 1).len() >= VISITS / 4).await;
+            let (restarted, kill, old_stderr) = kill_and_restart(server, &bin, &db, &base).await;
+            let leader_before = distinct_steps(&push.received(), &leader_device.id, 1).len();
+            println!(
+                "{backend:?}: killed {} ms after the first deadline, when the push service had {leader_before} of \
+                 {VISITS} step-1 messages (leader)",
+                (kill.killed_at - deadline_of(0)).num_milliseconds()
+            );
+            assert!(
+                0 < leader_before && leader_before < VISITS,
+                "the kill should come while the leader's messages arrive ({leader_before} of {VISITS} had); server log:\n{}",
+                tail(&old_stderr)
+            );
+            server = restarted;
+            kill_log.push(kill);
+        }
+        Kills::AtRandom(times) => {
+            for _ in 0..times {
+                let pause = 300 + (Uuid::new_v4().as_u128() % 2000) as u64;
+                tokio::time::sleep(StdDuration::from_millis(pause)).await;
+                let (restarted, kill, _) = kill_and_restart(server, &bin, &db, &base).await;
+                server = restarted;
+                kill_log.push(kill);
+            }
+            let leader_at_last = distinct_steps(&push.received(), &leader_device.id, 1).len();
+            println!(
+                "{backend:?}: {times} kills from {} ms to {} ms after the first deadline; the leader had {leader_at_last} \
+                 of {VISITS} step-1 messages after the last",
+                (kill_log[0].killed_at - deadline_of(0)).num_milliseconds(),
+                (kill_log[times - 1].killed_at - deadline_of(0)).num_milliseconds(),
+            );
+        }
+    }
+    let last_kill = kill_log.last().expect("killed at least once");
+    let (killed_at, restarted_at) = (last_kill.killed_at, last_kill.restarted_at);
     let leader = ApiClient::new(&server.base).with_token(leader.token().expect("a token"));
 
     // Wait until every message has arrived and the outbox holds nothing in flight or waiting.
@@ -240,9 +293,12 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
             }
         }
         if tokio::time::Instant::now() >= wait_until {
+            let refused: Vec<_> = push.attempts().into_iter().filter(|a| a.status != 201).collect();
             panic!(
                 "{SETTLE_TIMEOUT:?} after the restart: the leader has {leader_got} and the DSL {dsl_got} of {VISITS} \
-                 alerts; {outstanding} deliveries outstanding; server log:\n{}",
+                 alerts; {outstanding} deliveries outstanding; the outbox: {}; refused by the push service: \
+                 {refused:?}; server log:\n{}",
+                outbox_by_status(&db.url).await,
                 tail(&server.stderr())
             );
         }
@@ -293,9 +349,8 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
     // service, not yet recorded as sent), sent once more after the restart.
     let received = push.received();
     let alert_ids: BTreeSet<Uuid> = alerts.iter().map(|a| a.id).collect();
-    let kill = Kill { killed_at, dead_at, restarted_at };
-    let leader_check = exactly_once(&received, &leader_device.id, 1, &alert_ids, &kill);
-    let dsl_check = exactly_once(&received, &dsl_device.id, 2, &alert_ids, &kill);
+    let leader_check = exactly_once(&received, &leader_device.id, 1, &alert_ids, &kill_log);
+    let dsl_check = exactly_once(&received, &dsl_device.id, 2, &alert_ids, &kill_log);
     let refused: Vec<_> = push.attempts().into_iter().filter(|a| a.status != 201).collect();
     assert!(refused.is_empty(), "the push service refused some messages: {refused:#?}");
     assert!(
@@ -304,7 +359,7 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
         leader_check.problems,
         dsl_check.problems
     );
-    let repeated = leader_check.in_flight.len() + dsl_check.in_flight.len();
+    let repeated = leader_check.extra_copies + dsl_check.extra_copies;
     println!(
         "{backend:?}: repeated because they were in flight at the kill: {repeated} message(s) {:?}",
         leader_check.in_flight.iter().chain(&dsl_check.in_flight).collect::<Vec<_>>()
@@ -312,12 +367,106 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
     let others: Vec<_> = received.iter().filter(|m| m.payload["purpose"] != "step").collect();
     assert!(others.is_empty(), "only step messages were due: {others:#?}");
     assert_eq!(received.len(), 2 * VISITS + repeated, "one message per alert to each of the two devices");
+
+    // Every check-in the server acknowledged, across all the kills, is stored.
+    let acknowledged = chatter.stop().await;
+    assert!(acknowledged.len() >= 20, "the phones got only {} check-ins through", acknowledged.len());
+    let stored = stored_events(&db.url, &acknowledged).await;
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged check-ins are not stored: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
+    println!("{backend:?}: {} acknowledged check-ins, all stored", acknowledged.len());
+}
+
+/// SIGKILL the server and start it again on the same database; the phones are told its new address.
+async fn kill_and_restart(
+    server: ServerProcess,
+    bin: &PathBuf,
+    db: &TestDatabase,
+    base: &Mutex<String>,
+) -> (ServerProcess, Kill, String) {
+    let killed_at = Utc::now();
+    let old_stderr = server.kill9().await;
+    let server = ServerProcess::start(bin, db).await;
+    let restarted_at = Utc::now();
+    *base.lock().unwrap_or_else(|e| e.into_inner()) = server.base.clone();
+    (server, Kill { killed_at, restarted_at }, old_stderr)
+}
+
+/// One hour-long visit per worker, started now: its deadline is far away, so it raises no alert.
+async fn plan_long_visits(workers: &[ApiClient]) -> Vec<(ApiClient, Uuid)> {
+    let mut visits = Vec::new();
+    for api in workers.iter().take(CHATTY_VISITS) {
+        let mut visit = low_risk_visit();
+        visit.check_in_interval_minutes = None;
+        visit.planned_start = Utc::now();
+        let id = api.plan_session(&visit).await.expect("plan a long visit").id;
+        let start = ClientEvent { id: Uuid::new_v4(), at: now_ms(), kind: ClientEventKind::Start { location: None } };
+        api.send_events(id, &[start]).await.expect("start a long visit");
+        visits.push((api.clone(), id));
+    }
+    visits
+}
+
+/// Phones sending a check-in every 50 ms to the current server, each resent until it is answered.
+struct Chatter {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Uuid>>,
+}
+
+impl Chatter {
+    fn start(visits: &[(ApiClient, Uuid)], base: Arc<Mutex<String>>) -> Chatter {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let visits = visits.to_vec();
+        let stopping = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut unanswered: Option<(usize, ClientEvent)> = None;
+            let mut n = 0;
+            while !stopping.load(std::sync::atomic::Ordering::SeqCst) || unanswered.is_some() {
+                let (i, event) = unanswered.take().unwrap_or_else(|| {
+                    n += 1;
+                    (n % visits.len(), ClientEvent { id: Uuid::new_v4(), at: now_ms(), kind: ClientEventKind::CheckIn })
+                });
+                let (api, session) = &visits[i];
+                let current = base.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let api = ApiClient::new(&current).with_token(api.token().expect("a token"));
+                match api.send_events(*session, std::slice::from_ref(&event)).await {
+                    Ok(_) => acknowledged.push(event.id),
+                    Err(ClientError::Api { status, body }) => panic!("a check-in was refused: {status} {body:?}"),
+                    // The server is down: the phone keeps the event and sends it again.
+                    Err(ClientError::Transport(_)) => unanswered = Some((i, event)),
+                }
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+            }
+            acknowledged
+        });
+        Chatter { stop, task }
+    }
+
+    /// Stop once the last unanswered check-in got through; the ids the server acknowledged.
+    async fn stop(self) -> Vec<Uuid> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("the phones' task")
+    }
+}
+
+async fn stored_events(url: &str, ids: &[Uuid]) -> BTreeSet<Uuid> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    let rows = sqlx::query("select event_id from session_events").fetch_all(&mut conn).await.expect("read events");
+    let _ = conn.close().await;
+    let wanted: BTreeSet<Uuid> = ids.iter().copied().collect();
+    rows.iter().filter_map(|r| r.get::<String, _>(0).parse().ok()).filter(|id| wanted.contains(id)).collect()
 }
 
 /// When the server was killed (just before the signal), seen dead, and started again.
 struct Kill {
     killed_at: DateTime<Utc>,
-    dead_at: DateTime<Utc>,
     restarted_at: DateTime<Utc>,
 }
 
@@ -329,8 +478,10 @@ const IN_FLIGHT: Duration = Duration::milliseconds(500);
 struct Check {
     /// Anything other than one message per alert (or a repeat of one in flight at the kill).
     problems: Vec<String>,
-    /// Messages accepted at the kill and sent once more after the restart, with when (ms from the kill).
+    /// Messages accepted at a kill and sent once more after the restart, with when (ms from the kill).
     in_flight: Vec<String>,
+    /// How many copies those are beyond the first.
+    extra_copies: usize,
 }
 
 /// The alert ids of the messages to `subscription` for `step` (1-based), each once.
@@ -343,7 +494,13 @@ fn distinct_steps(received: &[Received], subscription: &str, step: i64) -> BTree
 }
 
 /// Check "exactly one message for `step` per alert" on this device.
-fn exactly_once(received: &[Received], subscription: &str, step: i64, alerts: &BTreeSet<Uuid>, kill: &Kill) -> Check {
+fn exactly_once(
+    received: &[Received],
+    subscription: &str,
+    step: i64,
+    alerts: &BTreeSet<Uuid>,
+    kills: &[Kill],
+) -> Check {
     let mut times: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
     let mut check = Check::default();
     for m in received.iter().filter(|m| m.subscription_id == subscription) {
@@ -353,21 +510,30 @@ fn exactly_once(received: &[Received], subscription: &str, step: i64, alerts: &B
         }
         times.entry(m.payload["alert_id"].as_str().unwrap_or_default().to_string()).or_default().push(m.at);
     }
-    let from_kill = |t: &DateTime<Utc>| format!("{:+} ms", (*t - kill.killed_at).num_milliseconds());
+    let first_kill = kills.first().map_or_else(Utc::now, |k| k.killed_at);
+    let from_kill = |t: &DateTime<Utc>| format!("{:+} ms", (*t - first_kill).num_milliseconds());
+    // A copy is excused only when the one before it reached the push service from a process that was
+    // being killed (from just before the kill until its successor started, no other server runs) and
+    // the copy came from the successor.
+    let repeated_by_a_kill = |first: &DateTime<Utc>, again: &DateTime<Utc>| {
+        kills.iter().any(|k| *first >= k.killed_at - IN_FLIGHT && *first <= k.restarted_at && *again >= k.restarted_at)
+    };
     for alert in alerts {
-        match times.get(&alert.to_string()).map(Vec::as_slice) {
-            None | Some([]) => check.problems.push(format!("alert {alert}: no message")),
-            Some([_]) => {}
-            Some([first, again])
-                if *first >= kill.killed_at - IN_FLIGHT && *first <= kill.dead_at && *again >= kill.restarted_at =>
-            {
-                check.in_flight.push(format!("alert {alert} at {} and {}", from_kill(first), from_kill(again)));
+        let mut copies = times.get(&alert.to_string()).cloned().unwrap_or_default();
+        copies.sort();
+        match copies.as_slice() {
+            [] => check.problems.push(format!("alert {alert}: no message")),
+            [_] => {}
+            copies if copies.windows(2).all(|w| repeated_by_a_kill(&w[0], &w[1])) => {
+                let at: Vec<_> = copies.iter().map(from_kill).collect();
+                check.in_flight.push(format!("alert {alert} at {}", at.join(" and ")));
+                check.extra_copies += copies.len() - 1;
             }
-            Some(copies) => check.problems.push(format!(
-                "alert {alert}: {} messages, at {} from the kill (restarted at {})",
+            copies => check.problems.push(format!(
+                "alert {alert}: {} messages, at {} from the first kill (kills at {})",
                 copies.len(),
                 copies.iter().map(from_kill).collect::<Vec<_>>().join(", "),
-                from_kill(&kill.restarted_at)
+                kills.iter().map(|k| from_kill(&k.killed_at)).collect::<Vec<_>>().join(", ")
             )),
         }
     }
@@ -382,6 +548,28 @@ fn exactly_once(received: &[Received], subscription: &str, step: i64, alerts: &B
 /// Deliveries the server still has to send (waiting, or claimed and not yet recorded).
 async fn outbox_outstanding(url: &str) -> i64 {
     count(url, "select count(*) from deliveries where status in ('pending', 'sending')").await
+}
+
+/// Deliveries counted by step, status and the last answer, for failure messages.
+async fn outbox_by_status(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    let rows = sqlx::query(
+        "select coalesce(step_index, -1), status, coalesce(last_status_code, 0), coalesce(last_error, ''), count(*) \
+         from deliveries group by step_index, status, last_status_code, last_error",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("read the outbox");
+    let _ = conn.close().await;
+    rows.iter()
+        .map(|r| {
+            let (step, status, code, error, n): (i64, String, i64, String, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            format!("step {step} {status} {code} {error}: {n}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn count(url: &str, sql: &str) -> i64 {

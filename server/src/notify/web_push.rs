@@ -121,7 +121,8 @@ impl Channel for WebPush {
         match status {
             200..=299 => SendOutcome::Delivered { status },
             404 | 410 => SendOutcome::Gone { status },
-            429 | 500..=599 => SendOutcome::Retry {
+            // 408: the service gave up waiting for our request (a loaded machine); it took nothing.
+            408 | 429 | 500..=599 => SendOutcome::Retry {
                 status: Some(status),
                 error: format!("push service answered {status}"),
                 retry_after,
