@@ -611,6 +611,7 @@ fn signed_in_storage(sessions: SessionCache, queue: Queue) -> Rc<MemoryStorage> 
             line_manager_id: None,
             active: true,
             has_pin: true,
+            phone: None,
         },
     };
     storage.set(crate::state::AUTH_KEY, &serde_json::to_string(&auth).unwrap()).unwrap();

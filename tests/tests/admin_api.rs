@@ -59,6 +59,7 @@ fn new_user(email: &str, roles: Vec<Role>, line_manager_id: Option<Uuid>) -> Cre
         password: PASSWORD.into(),
         roles,
         line_manager_id,
+        phone: None,
     }
 }
 

@@ -106,6 +106,7 @@ fn new_user_request(tag: &str) -> CreateUserRequest {
         password: PASSWORD.into(),
         roles: vec![Role::Staff],
         line_manager_id: None,
+        phone: None,
     }
 }
 

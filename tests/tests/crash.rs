@@ -99,6 +99,7 @@ async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(back
                     password: PASSWORD.into(),
                     roles,
                     line_manager_id,
+                    phone: None,
                 })
                 .await
                 .unwrap_or_else(|e| panic!("create {email}: {e}"));
