@@ -102,7 +102,8 @@ pub struct OnCallRota {
     pub timezone: String,
     #[serde(default)]
     pub school_hours: SchoolHours,
-    #[serde(default)]
+    /// The weekly pattern (required, though it may be empty, so that a stray body is never read as
+    /// "nobody is ever on call").
     pub weekly: Vec<RotaShift>,
     #[serde(default)]
     pub overrides: Vec<RotaOverride>,
@@ -424,6 +425,8 @@ mod tests {
             r#"{"weekly":[{"day":"friday","start":"17:00","end":"08:00","user_id":"00000000-0000-0000-0000-000000000001"}]}"#,
         )
         .unwrap();
+        assert!(serde_json::from_str::<OnCallRota>("[]").is_err(), "an array is not an empty rota");
+        assert!(serde_json::from_str::<OnCallRota>("{}").is_err(), "the weekly pattern must be given");
         assert_eq!(rota.timezone, "Europe/London");
         assert_eq!(rota.school_hours, SchoolHours::default());
         assert_eq!(shift_length(rota.weekly[0].start, rota.weekly[0].end), Duration::hours(15));

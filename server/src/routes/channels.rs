@@ -20,11 +20,13 @@ use crate::store::sessions;
 
 /// Send a test message to `user_id` on one channel now, and say what each destination's service said.
 pub async fn send_test(state: &AppState, user_id: Uuid, kind: Channel) -> ApiResult<Vec<TestPushResult>> {
-    let channel = state
-        .channels
-        .get(kind)
-        .cloned()
-        .ok_or_else(|| ApiError::Unavailable(format!("{} is not set up on this server", kind.as_str())))?;
+    // Not a fault of the server's: this deployment chose not to configure the channel.
+    let channel = state.channels.get(kind).cloned().ok_or_else(|| {
+        ApiError::conflict(
+            "channel_not_set_up",
+            format!("{} is not set up on this server; ask whoever runs Homeward to configure it", kind.as_str()),
+        )
+    })?;
     let destinations: Vec<(String, Address)> = match kind {
         Channel::Push => {
             let devices: Vec<(String, String, String)> = sqlx::query_as(
@@ -88,7 +90,7 @@ pub async fn send_test(state: &AppState, user_id: Uuid, kind: Channel) -> ApiRes
 #[utoipa::path(post, path = "/api/v1/me/test-message", tag = "channels", security(("bearer" = [])),
     request_body = TestMessageRequest,
     responses((status = 200, body = TestMessageReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn test_message(
     state: web::Data<AppState>,
     user: AuthUser,
