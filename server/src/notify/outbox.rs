@@ -520,7 +520,8 @@ pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<Deliv
                 history,
                 id: parse_id(&id)?,
                 recipient_id: recipient.map(|r| parse_id(&r)).transpose()?,
-                recipient_name: name.unwrap_or_else(|| "unknown".into()),
+                recipient_name: name
+                    .unwrap_or_else(|| if channel == "rota" { "the on-call leader".into() } else { "unknown".into() }),
                 channel,
                 status,
                 purpose,
