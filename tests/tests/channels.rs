@@ -450,6 +450,25 @@ async fn the_daily_check_records_unreachable_leaders(backend: Backend) {
     let entry = found.expect("the daily check is recorded");
     assert!(entry.detail.starts_with("1 of 2 leaders cannot be reached on any channel"), "{}", entry.detail);
     assert!(entry.detail.contains(&school.dsl.user.name) && !entry.detail.contains(&school.leader.user.name));
+
+    // Once a day, not once an hour: two hours on nothing new is recorded; a day on, the next check is.
+    let checks = |audit: Vec<homeward_shared::api::AuditEntry>| {
+        audit.iter().filter(|e| e.action == "channels.daily_check").count()
+    };
+    app.advance(Duration::hours(2));
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert_eq!(checks(admin.audit(0, 1000).await.expect("audit")), 1);
+    app.advance(Duration::hours(22) + Duration::minutes(2));
+    let (admin, _) = app.api.login(&school.admin.user.email, PASSWORD).await.expect("sign in again");
+    let mut count = 0;
+    for _ in 0..200 {
+        count = checks(admin.audit(0, 1000).await.expect("audit"));
+        if count == 2 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(25)).await;
+    }
+    assert_eq!(count, 2, "the next day's check");
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -28,3 +28,6 @@ create table safety_net_checks (
     ok bigint not null,
     report text not null
 );
+
+-- The daily check of leaders' channels looks up when it last ran for each school.
+create index audit_log_action on audit_log (school_id, action, at);

@@ -334,11 +334,23 @@ pub async fn reachability(
     Ok(ReachabilityReport { checked_at: now, people })
 }
 
-/// The daily check: for every school, record in the audit log which leaders no channel can reach.
+/// A school's channels are checked once in this long, however many server processes run or restart.
+pub const DAILY: Duration = Duration::hours(24);
+
+/// The daily check: for every school not checked in the last day, record in the audit log which leaders
+/// no channel can reach. Returns how many leaders could not be reached.
 pub async fn daily_check(db: &crate::db::Db, now: Timestamp) -> Result<usize, ApiError> {
-    let schools: Vec<(String,)> = sqlx::query_as("select school_id from schools").fetch_all(&db.pool).await?;
+    let schools: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "select s.school_id, (select max(a.at) from audit_log a where a.school_id = s.school_id \
+         and a.action = 'channels.daily_check') from schools s",
+    )
+    .fetch_all(&db.pool)
+    .await?;
     let mut unreachable = 0;
-    for (school,) in schools {
+    for (school, last) in schools {
+        if last.is_some_and(|at| to_millis(now) - at < DAILY.num_milliseconds()) {
+            continue;
+        }
         let school_id = parse_id(&school)?;
         let mut conn = db.pool.acquire().await?;
         let report = reachability(&mut conn, school_id, db.channels, now).await?;

@@ -17,8 +17,8 @@ use crate::store::sessions::{self, NewEvent, Source};
 
 /// Location older than the retention period is purged this often.
 const PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
-/// Every leader's channels are checked this often.
-const REACH_CHECK_EVERY: chrono::Duration = chrono::Duration::days(1);
+/// How often the scheduler looks for schools whose daily check of leaders' channels is due.
+const REACH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 pub async fn run(state: Arc<AppState>, poll: Duration) {
     let mut last_purge: Option<Timestamp> = None;
