@@ -221,6 +221,26 @@ pub async fn record_nobody_on_call(
     Ok(())
 }
 
+/// One delivery row of a reach, as the fallback decision sees it.
+struct ReachRow<'a> {
+    /// The row whose attempt is being recorded.
+    mine: bool,
+    channel: &'a str,
+    status: &'a str,
+    attempts: i64,
+}
+
+/// Move on to the next channel? Only when nothing of the reach was delivered, no other device of this
+/// channel is still on its first try, the reach has not already moved on, and a channel is left.
+fn should_fall_back(rows: &[ReachRow<'_>], channel: &str, later: &[ChannelKind]) -> bool {
+    let delivered = rows.iter().any(|r| r.status == "sent");
+    let waiting = rows.iter().any(|r| {
+        !r.mine && r.channel == channel && (r.status == "sending" || (r.status == "pending" && r.attempts == 0))
+    });
+    let moved_on = rows.iter().any(|r| ChannelKind::parse(r.channel).is_some_and(|c| later.contains(&c)));
+    !delivered && !waiting && !moved_on && !later.is_empty()
+}
+
 /// After `delivery` could not deliver (failed, gone, or a first attempt that must be retried), send the
 /// same message on the next channel that can reach the person, unless another row of the reach was
 /// delivered, another device of this channel is still on its first try, or the reach already moved on.
@@ -235,15 +255,12 @@ async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Resu
     .fetch_all(tx.conn())
     .await?;
     let later = decode_channels(delivery.fallback.as_deref());
-    let delivered = rows.iter().any(|(_, _, status, _)| status == "sent");
-    let waiting = rows.iter().any(|(id, channel, status, attempts)| {
-        *id != delivery.id.to_string()
-            && *channel == delivery.channel
-            && (status == "sending" || (status == "pending" && *attempts == 0))
-    });
-    let moved_on =
-        rows.iter().any(|(_, channel, _, _)| ChannelKind::parse(channel).is_some_and(|c| later.contains(&c)));
-    if delivered || waiting || moved_on || later.is_empty() {
+    let me = delivery.id.to_string();
+    let reach: Vec<ReachRow<'_>> = rows
+        .iter()
+        .map(|(id, channel, status, attempts)| ReachRow { mine: *id == me, channel, status, attempts: *attempts })
+        .collect();
+    if !should_fall_back(&reach, &delivery.channel, &later) {
         return Ok(());
     }
     type Row = (String, String, Option<String>, String, Option<i64>, String, String, i64, String);
@@ -596,4 +613,47 @@ pub fn summarise(deliveries: &[DeliveryView]) -> Vec<String> {
             line
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(mine: bool, channel: &'a str, status: &'a str, attempts: i64) -> ReachRow<'a> {
+        ReachRow { mine, channel, status, attempts }
+    }
+
+    const EMAIL_THEN_SMS: &[ChannelKind] = &[ChannelKind::Email, ChannelKind::Sms];
+
+    #[test]
+    fn a_failed_only_device_falls_back_once() {
+        assert!(should_fall_back(&[row(true, "push", "gone", 1)], "push", EMAIL_THEN_SMS));
+        // Already moved on (another device's failure did it): not again.
+        let moved = [row(true, "push", "failed", 1), row(false, "email", "pending", 0)];
+        assert!(!should_fall_back(&moved, "push", EMAIL_THEN_SMS));
+        // Nothing left to try.
+        assert!(!should_fall_back(&[row(true, "sms", "failed", 1)], "sms", &[]));
+    }
+
+    #[test]
+    fn waits_for_other_devices_on_their_first_try_and_stops_once_one_delivered() {
+        let other_sending = [row(true, "push", "gone", 1), row(false, "push", "sending", 0)];
+        assert!(!should_fall_back(&other_sending, "push", EMAIL_THEN_SMS));
+        let other_untried = [row(true, "push", "gone", 1), row(false, "push", "pending", 0)];
+        assert!(!should_fall_back(&other_untried, "push", EMAIL_THEN_SMS));
+        // The other device is retrying after its first try: it is not delivering, so move on now.
+        let other_retrying = [row(true, "push", "gone", 1), row(false, "push", "pending", 2)];
+        assert!(should_fall_back(&other_retrying, "push", EMAIL_THEN_SMS));
+        let other_sent = [row(true, "push", "failed", 1), row(false, "push", "sent", 1)];
+        assert!(!should_fall_back(&other_sent, "push", EMAIL_THEN_SMS));
+    }
+
+    #[test]
+    fn channels_round_trip_in_order() {
+        let encoded = encode_channels(&[ChannelKind::Sms, ChannelKind::Email]);
+        assert_eq!(encoded.as_deref(), Some("sms,email"));
+        assert_eq!(decode_channels(encoded.as_deref()), vec![ChannelKind::Sms, ChannelKind::Email]);
+        assert_eq!(encode_channels(&[]), None);
+        assert!(decode_channels(None).is_empty());
+    }
 }
