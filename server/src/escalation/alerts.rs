@@ -349,9 +349,15 @@ pub async fn fire_step(
     let mut fall_through = false;
     if step.recipients.contains(&Recipient::OnCallLeader) {
         let on_call = recipients::on_call(tx, alert.school_id, now).await?;
-        if on_call.leader().is_none() {
+        let reason = match on_call.leader() {
+            None => Some(on_call.reason()),
+            // Named by the rota but deactivated since: nobody is really on call.
+            Some(leader) if !people.contains(&leader) => Some("the on-call leader's account is deactivated"),
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
             fall_through = people.is_empty();
-            outbox::record_nobody_on_call(tx, &alert, index, on_call.reason(), now).await?;
+            outbox::record_nobody_on_call(tx, &alert, index, reason, now).await?;
             audit::append(
                 tx,
                 audit::Action {
@@ -362,7 +368,7 @@ pub async fn fire_step(
                     detail: format!(
                         "step {}: {}{}",
                         index + 1,
-                        on_call.reason(),
+                        reason,
                         if fall_through { "; moving straight to the next step" } else { "" }
                     ),
                     at: now,

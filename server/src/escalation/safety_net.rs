@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::Duration;
 use homeward_shared::api::{AlertKind, PersonReach, Reachability, ReachabilityReport, SafetyNetReport, StepReach};
 use homeward_shared::escalation::Channel;
-use homeward_shared::rota::{OnCall, OnCallRota};
+use homeward_shared::rota::OnCallRota;
 use homeward_shared::session::SessionStatus;
 use homeward_shared::{EscalationStep, Recipient, Role};
 use uuid::Uuid;
@@ -151,10 +151,13 @@ impl Scene<'_> {
                     }
                 }
                 Recipient::User { user_id } => add(&mut named, self.people.get(user_id)),
-                Recipient::OnCallLeader => match rota::on_call_at(self.rota, at) {
-                    OnCall::Override(id) | OnCall::Weekly(id) => add(&mut named, self.people.get(&id)),
-                    OnCall::SchoolHours | OnCall::Uncovered => nobody_on_call = true,
-                },
+                // As when the step fires: an on-call leader who is deactivated is nobody on call.
+                Recipient::OnCallLeader => {
+                    match rota::on_call_at(self.rota, at).leader().and_then(|id| self.people.get(&id)) {
+                        Some(leader) => add(&mut named, Some(leader)),
+                        None => nobody_on_call = true,
+                    }
+                }
             }
         }
         let falls_through = nobody_on_call && named.is_empty();
@@ -480,6 +483,10 @@ mod tests {
         let (reaches, problems) = scene.check(&steps, &morning);
         assert!(problems.is_empty(), "a step that falls through to one that reaches someone is fine: {problems:?}");
         assert!(reaches[0].falls_through);
+        // An on-call leader who has left (deactivated, so not among the active people) is nobody on call.
+        let without: HashMap<Uuid, Person> = [(worker.id, worker.clone())].into();
+        let (reaches, _) = Scene { people: &without, ..scene }.check(&steps, &evening);
+        assert!(reaches[0].falls_through, "{reaches:#?}");
         // As the last step, falling through reaches nobody.
         let (_, problems) = scene.check(&steps[..1], &morning);
         assert_eq!(problems.len(), 1);
