@@ -419,7 +419,9 @@ describe('a home visit on a phone', () => {
     assert.equal(session.status, 'active');
     assert.equal((await audited('session.panic')).length, 0, 'no panic in the audit log');
     const alerts = await leader.get('/api/v1/alerts?status=all');
-    assert.equal(alerts.filter((a) => a.session_id === visit.id).length, 0, 'no alert');
+    // The demo school's plan has no channel for some steps, so the safety-net notice may be there; no alarm is.
+    const alarms = alerts.filter((a) => a.session_id === visit.id && a.kind !== 'safety_net');
+    assert.equal(alarms.length, 0, 'no alert');
   });
 
   step('panic: hold 2 s and let the countdown run out: a red alert', async () => {

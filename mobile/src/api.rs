@@ -170,6 +170,11 @@ impl Api {
         Ok(self.client.test_push().await?)
     }
 
+    /// Will the visit's plan reach someone at every step? Shown before the visit starts.
+    pub async fn safety_net(&self, id: Uuid) -> ApiResult<homeward_shared::api::SafetyNetReport> {
+        Ok(self.client.safety_net(id).await?)
+    }
+
     /// `GET /health`: is the server there and well?
     pub async fn health(&self) -> ApiResult<()> {
         let (status, body) = self.client.raw(reqwest::Method::GET, "/health", None).await?;

@@ -409,9 +409,15 @@ fn visit_planned_and_ended() {
     let view = planned_view(None);
     let projected = projection::project(&view, None, &[]);
     let model = VisitModel::new(&view, &projected, t(0), false, EndStage::Idle, PanicView::Idle, 0, false);
-    let html = visit(model);
+    let html = visit(model.clone());
     assert!(html.contains(r#"data-testid="start-visit""#), "{html}");
     assert!(!html.contains(r#"data-testid="countdown""#));
+    assert!(!html.contains(r#"data-testid="safety-net""#), "no warning when the plan is fine");
+    let warned =
+        VisitModel { safety_net: vec!["step 2 at Tue 10 Mar 10:05: nobody it names can be reached".into()], ..model };
+    let html = visit(warned);
+    assert!(html.contains(r#"data-testid="safety-net""#), "{html}");
+    assert!(html.contains("step 2 at Tue 10 Mar 10:05: nobody it names can be reached"), "{html}");
 
     let view = active_view(None);
     let end = ClientEvent { id: Uuid::new_v4(), at: t(20), kind: ClientEventKind::End };
@@ -611,6 +617,7 @@ fn signed_in_storage(sessions: SessionCache, queue: Queue) -> Rc<MemoryStorage> 
             line_manager_id: None,
             active: true,
             has_pin: true,
+            phone: None,
         },
     };
     storage.set(crate::state::AUTH_KEY, &serde_json::to_string(&auth).unwrap()).unwrap();

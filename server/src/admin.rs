@@ -52,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     password: admin_password,
                     roles: vec![Role::Admin],
                     line_manager_id: None,
+                    phone: None,
                 },
             )
             .await;
@@ -87,7 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &state,
                 school_id,
                 None,
-                CreateUserRequest { email, name, password, roles, line_manager_id },
+                CreateUserRequest { email, name, password, roles, line_manager_id, phone: None },
             )
             .await?;
             println!("added {} ({}) with id {}", user.name, user.email, user.id);
@@ -128,7 +129,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = Db::connect(&settings.database_url()?).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Ok(AppState { db, clock, settings, login_limiter: LoginLimiter::default(), vapid_public_key: None, push: None })
+    Ok(AppState {
+        db,
+        clock,
+        settings,
+        login_limiter: LoginLimiter::default(),
+        vapid_public_key: None,
+        channels: Default::default(),
+    })
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

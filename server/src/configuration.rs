@@ -20,7 +20,7 @@ pub struct Settings {
     /// How long a leader may own an alert without resolving it before escalation resumes (seconds).
     #[arg(long, global = true, env = "HOMEWARD_OWNERSHIP_TIMEOUT_SECS", default_value_t = 600)]
     pub ownership_timeout_secs: i64,
-    /// Longest wait for a push service to answer one message (seconds).
+    /// Longest wait for a push service, the SMTP server or the SMS provider to answer one message (seconds).
     #[arg(long, global = true, env = "HOMEWARD_PUSH_TIMEOUT_SECS", default_value_t = 10)]
     pub push_timeout_secs: u64,
     /// The contact put in every VAPID signature, so push services can reach the operator.
@@ -47,6 +47,90 @@ pub struct Settings {
     /// `https://app.school.example`). The web client served by this server is always allowed.
     #[arg(long, global = true, env = "HOMEWARD_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+    /// The address people open the app at, for links in e-mails and text messages (e.g.
+    /// `https://homeward.example.sch.uk`). Default: `http://` and the bind address.
+    #[arg(long, global = true, env = "HOMEWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The safety-net checks: before a visit, tell the worker and the admins if a step of its plan would
+    /// reach nobody; once a day, record which leaders no channel can reach.
+    #[arg(long, global = true, env = "HOMEWARD_REACH_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reach_checks: bool,
+    #[command(flatten)]
+    pub email: EmailSettings,
+    #[command(flatten)]
+    pub sms: SmsSettings,
+}
+
+/// E-mail alerts over SMTP; off unless `HOMEWARD_SMTP_URL` is set.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EmailSettings {
+    /// The SMTP server: `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465`
+    /// (TLS), or `smtp://host:25` (no TLS: only for a relay on the same machine or network).
+    #[arg(long, global = true, env = "HOMEWARD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of alert e-mails, e.g. `Homeward <alerts@example.sch.uk>`.
+    #[arg(long, global = true, env = "HOMEWARD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SmsFormat {
+    /// A JSON object body.
+    #[default]
+    Json,
+    /// An `application/x-www-form-urlencoded` body.
+    Form,
+}
+
+/// Text-message alerts through an HTTP SMS provider; off unless `HOMEWARD_SMS_URL` is set. The request
+/// is a POST of `{to, body, from}` (field names configurable) plus any extra fields, so most providers
+/// fit without code: e.g. Twilio is `form` with `To`, `Body`, `From` and basic auth.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SmsSettings {
+    /// The provider's endpoint for sending one message.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_URL")]
+    pub sms_url: Option<String>,
+    #[arg(long, global = true, env = "HOMEWARD_SMS_FORMAT", value_enum, default_value_t = SmsFormat::Json)]
+    pub sms_format: SmsFormat,
+    /// The body field that takes the recipient's number.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_TO_FIELD", default_value = "to")]
+    pub sms_to_field: String,
+    /// The body field that takes the message text.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_BODY_FIELD", default_value = "body")]
+    pub sms_body_field: String,
+    /// The body field that takes the sender (number or name); sent only when `HOMEWARD_SMS_FROM` is set.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_FROM_FIELD", default_value = "from")]
+    pub sms_from_field: String,
+    #[arg(long, global = true, env = "HOMEWARD_SMS_FROM")]
+    pub sms_from: Option<String>,
+    /// Basic auth user name (with `HOMEWARD_SMS_PASSWORD`).
+    #[arg(long, global = true, env = "HOMEWARD_SMS_USERNAME")]
+    pub sms_username: Option<String>,
+    #[arg(long, global = true, env = "HOMEWARD_SMS_PASSWORD", hide_env_values = true)]
+    pub sms_password: Option<String>,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_BEARER_TOKEN", hide_env_values = true)]
+    pub sms_bearer_token: Option<String>,
+    /// Further fixed fields for the body, URL-encoded: `api_key=abc&channel=sms`.
+    #[arg(long, global = true, env = "HOMEWARD_SMS_EXTRA_FIELDS", hide_env_values = true)]
+    pub sms_extra_fields: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            sms_url: None,
+            sms_format: SmsFormat::Json,
+            sms_to_field: "to".into(),
+            sms_body_field: "body".into(),
+            sms_from_field: "from".into(),
+            sms_from: None,
+            sms_username: None,
+            sms_password: None,
+            sms_bearer_token: None,
+            sms_extra_fields: None,
+        }
+    }
 }
 
 /// An origin is a scheme, a host and an optional port: nothing after it, not even a slash.
@@ -65,6 +149,14 @@ fn parse_origin(raw: &str) -> Result<String, String> {
 }
 
 impl Settings {
+    /// Where links in e-mails and text messages point, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
     /// The database URL to use, creating the data directory for the SQLite default.
     pub fn database_url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.database_url {

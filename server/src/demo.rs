@@ -69,6 +69,7 @@ pub async fn seed(state: &AppState) -> Result<(Uuid, bool), ApiError> {
                 password: PASSWORD.into(),
                 roles: person.roles.to_vec(),
                 line_manager_id,
+                phone: None,
             },
         )
         .await?;

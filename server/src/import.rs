@@ -179,6 +179,7 @@ pub async fn import(
             password_hash: hash,
             roles: row.roles.clone(),
             line_manager_id: None,
+            phone: None,
         };
         users::insert(&mut tx, &user, now.timestamp_millis()).await.map_err(|e| match e {
             ApiError::Conflict { message, .. } => ImportError::Rows(vec![RowError { line: row.line, message }]),

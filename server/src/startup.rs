@@ -17,9 +17,11 @@ use crate::configuration::Settings;
 use crate::db::Db;
 use crate::escalation::scheduler;
 use crate::escalation::signals::SignalSettings;
-use crate::notify::Channel;
 use crate::notify::deliverer;
+use crate::notify::email::Email;
+use crate::notify::sms::Sms;
 use crate::notify::web_push::{VapidKeys, WebPush};
+use crate::notify::{Channel, Channels};
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::PrivateRootSpan;
@@ -62,15 +64,21 @@ impl Application {
         db.signals = SignalSettings {
             signal_lost_after: chrono::Duration::seconds(settings.signal_lost_secs.max(1)),
             geofence_follow_up_after: chrono::Duration::seconds(settings.geofence_follow_up_secs.max(1)),
+            safety_net: settings.reach_checks,
         };
         let listener = TcpListener::bind(settings.bind)?;
         let address = listener.local_addr()?;
         let vapid = VapidKeys::load_or_generate(&db).await?;
-        let push: Arc<dyn Channel> = Arc::new(WebPush::new(
-            vapid.clone(),
-            settings.vapid_subject.clone(),
-            Duration::from_secs(settings.push_timeout_secs),
-        )?);
+        let timeout = Duration::from_secs(settings.push_timeout_secs);
+        let push: Arc<dyn Channel> = Arc::new(WebPush::new(vapid.clone(), settings.vapid_subject.clone(), timeout)?);
+        let email = Email::from_settings(&settings.email, settings.public_url(), timeout)?;
+        let sms = Sms::from_settings(&settings.sms, settings.public_url(), timeout)?;
+        let channels = Channels {
+            push: Some(push),
+            email: email.map(|e| Arc::new(e) as Arc<dyn Channel>),
+            sms: sms.map(|s| Arc::new(s) as Arc<dyn Channel>),
+        };
+        db.channels = channels.configured();
         let poll = Duration::from_millis(settings.poll_ms.max(10));
         let state = web::Data::new(AppState {
             db,
@@ -78,11 +86,11 @@ impl Application {
             settings,
             login_limiter: LoginLimiter::default(),
             vapid_public_key: Some(vapid.public_b64.clone()),
-            push: Some(push.clone()),
+            channels: channels.clone(),
         });
         // The engine: whatever fell due while the server was down fires as soon as these start.
         tokio::spawn(scheduler::run(state.clone().into_inner(), poll));
-        tokio::spawn(deliverer::run(state.clone().into_inner(), push, poll));
+        tokio::spawn(deliverer::run(state.clone().into_inner(), channels, poll));
         let app_state = state.clone();
         let cors_origins = Arc::new(state.settings.cors_origins.clone());
         let server = HttpServer::new(move || {

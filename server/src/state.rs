@@ -13,6 +13,6 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// The application server key browsers subscribe with (`None` for admin commands that do not serve).
     pub vapid_public_key: Option<String>,
-    /// The Web Push channel (`None` for admin commands that do not serve).
-    pub push: Option<std::sync::Arc<dyn crate::notify::Channel>>,
+    /// The channels this deployment sends on (none for admin commands that do not serve).
+    pub channels: crate::notify::Channels,
 }

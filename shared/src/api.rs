@@ -38,6 +38,10 @@ pub struct UserView {
     pub active: bool,
     /// Whether the user has set an end-of-visit PIN (the PIN itself is never sent back).
     pub has_pin: bool,
+    /// The mobile number text messages go to (international form). Shown only to admins and to the
+    /// person themself: a staff member's phone number is never shown to other staff.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +52,16 @@ pub struct CreateUserRequest {
     pub password: String,
     pub roles: Vec<Role>,
     pub line_manager_id: Option<Uuid>,
+    /// A mobile number for text-message alerts, e.g. `+44 7700 900123` or `07700 900123`.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// Set or clear (`null`) a user's mobile number for text-message alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetPhoneRequest {
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -372,12 +386,21 @@ pub enum AlertKind {
     LeftGeofence,
     /// Informational: a planned visit has not started 15 minutes after its planned start.
     MissedStart,
+    /// Informational, before the visit: a step of its plan would reach nobody with a working channel.
+    SafetyNet,
 }
 
 impl AlertKind {
     /// Informational alerts tell people; they do not run the escalation plan.
     pub fn is_informational(self) -> bool {
-        matches!(self, AlertKind::LowBattery | AlertKind::SignalLost | AlertKind::LeftGeofence | AlertKind::MissedStart)
+        matches!(
+            self,
+            AlertKind::LowBattery
+                | AlertKind::SignalLost
+                | AlertKind::LeftGeofence
+                | AlertKind::MissedStart
+                | AlertKind::SafetyNet
+        )
     }
 }
 
@@ -410,9 +433,11 @@ pub struct DeliveryView {
     pub id: Uuid,
     pub recipient_id: Option<Uuid>,
     pub recipient_name: String,
+    /// `push`, `email` or `sms`; `rota` for a step that found nobody on call.
     pub channel: String,
-    /// `pending`, `sending`, `sent`, `gone` (the endpoint no longer exists), `failed`, or `no_channel`
-    /// (the recipient has no working device).
+    /// `pending`, `sending`, `sent`, `gone` (the endpoint no longer exists), `failed`, `no_channel`
+    /// (the recipient has no working device or address on any of the step's channels), or
+    /// `nobody_on_call` (the step named the on-call leader and nobody was on call: the next step fired).
     pub status: String,
     pub purpose: String,
     pub step: Option<i64>,
@@ -540,4 +565,80 @@ pub struct PushPayload {
     pub body: String,
     /// Where the app opens when the notification is tapped.
     pub url: String,
+}
+
+/// Will this visit's plan reach someone at every step? Checked before the visit starts, at the times
+/// its steps could fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SafetyNetReport {
+    pub session_id: Uuid,
+    /// Every step reaches at least one person through a working channel (or, naming only the on-call
+    /// leader out of the rota's hours, moves on to a step that does).
+    pub ok: bool,
+    pub checked_at: DateTime<Utc>,
+    pub steps: Vec<StepReach>,
+    /// What is wrong, in words, one line per problem.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepReach {
+    /// 1-based, as people count steps.
+    pub step: i64,
+    /// The earliest moment this step could fire: the first deadline plus the step's delay.
+    pub fires_at: DateTime<Utc>,
+    /// Who the step would reach, and how.
+    pub reaches: Vec<PersonReach>,
+    /// The step names only the on-call leader and nobody is on call then: it would move straight on.
+    pub falls_through: bool,
+    pub problem: Option<String>,
+}
+
+/// One person and the channels that would carry a message to them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PersonReach {
+    pub user_id: Uuid,
+    pub name: String,
+    /// The working channels, in the order they would be tried: `push`, `email`, `sms`.
+    pub channels: Vec<String>,
+}
+
+/// Can each leader be reached at all? The daily check, also on request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReachabilityReport {
+    pub checked_at: DateTime<Utc>,
+    pub people: Vec<Reachability>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reachability {
+    pub user_id: Uuid,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub push_devices: i64,
+    /// E-mail is configured on this server (every user has an address).
+    pub email: bool,
+    /// SMS is configured on this server and the person has a phone number.
+    pub sms: bool,
+    pub reachable: bool,
+}
+
+/// Send me a test message on one channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestMessageRequest {
+    pub channel: crate::escalation::Channel,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestMessageReport {
+    pub channel: crate::escalation::Channel,
+    /// One result per destination: each browser for push, the address for e-mail, the number for SMS.
+    pub results: Vec<TestPushResult>,
 }

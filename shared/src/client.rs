@@ -237,6 +237,34 @@ impl ApiClient {
         self.post("/api/v1/push/test", &serde_json::json!({})).await
     }
 
+    /// Send a test message on one channel to me now.
+    pub async fn test_message(&self, channel: crate::escalation::Channel) -> ClientResult<TestMessageReport> {
+        self.post("/api/v1/me/test-message", &TestMessageRequest { channel }).await
+    }
+
+    /// Set or clear a user's mobile number (admins, or the person themself).
+    pub async fn set_phone(&self, user_id: Uuid, phone: Option<&str>) -> ClientResult<UserView> {
+        self.put(&format!("/api/v1/users/{user_id}/phone"), &SetPhoneRequest { phone: phone.map(String::from) }).await
+    }
+
+    pub async fn on_call_rota(&self) -> ClientResult<crate::OnCallRota> {
+        self.get("/api/v1/school/on-call-rota").await
+    }
+
+    pub async fn set_on_call_rota(&self, rota: &crate::OnCallRota) -> ClientResult<crate::OnCallRota> {
+        self.put("/api/v1/school/on-call-rota", rota).await
+    }
+
+    /// Will the visit's plan reach someone at every step? For the start screen.
+    pub async fn safety_net(&self, session_id: Uuid) -> ClientResult<SafetyNetReport> {
+        self.get(&format!("/api/v1/sessions/{session_id}/safety-net")).await
+    }
+
+    /// Can each leader be reached, and how?
+    pub async fn reachability(&self) -> ClientResult<ReachabilityReport> {
+        self.get("/api/v1/school/reachability").await
+    }
+
     /// `status`: `open` or `all`.
     pub async fn alerts(&self, status: &str) -> ClientResult<Vec<AlertView>> {
         self.get(&format!("/api/v1/alerts?status={status}")).await

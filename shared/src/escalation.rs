@@ -18,14 +18,37 @@ pub enum Recipient {
     Role { role: Role },
     /// A named person.
     User { user_id: Uuid },
+    /// Whoever the school's on-call rota names at the moment the step fires. When nobody is on call
+    /// (school hours in term time, or a gap in the rota) the step moves straight on to the next.
+    OnCallLeader,
 }
 
-/// How a step reaches its recipients. Web Push today; further channels plug in here.
+/// How a step reaches its recipients, tried in the step's order: a recipient the first channel cannot
+/// reach (no device, no phone number, a failed send) is tried on the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// Web Push to each of the recipient's subscribed browsers.
     Push,
+    /// E-mail over the deployment's SMTP server.
+    Email,
+    /// A text message through the deployment's SMS provider, to the recipient's phone number.
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Push => "push",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Channel::Push, Channel::Email, Channel::Sms].into_iter().find(|c| c.as_str() == raw)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +63,10 @@ pub struct EscalationStep {
     pub instruction: String,
 }
 
-fn default_channels() -> Vec<Channel> {
-    vec![Channel::Push]
+/// A step that names no channels tries push first, then e-mail: every user has an address, so a leader
+/// whose browser is closed is still reached. SMS costs money per message, so a step asks for it.
+pub fn default_channels() -> Vec<Channel> {
+    vec![Channel::Push, Channel::Email]
 }
 
 fn default_repeat() -> i64 {
@@ -115,6 +140,13 @@ impl EscalationPlan {
             if step.channels.is_empty() {
                 step.channels = default_channels();
             }
+            // The order is the fallback order: keep the first mention of each channel.
+            let mut seen = Vec::with_capacity(step.channels.len());
+            step.channels.retain(|c| {
+                let first = !seen.contains(c);
+                seen.push(*c);
+                first
+            });
             step.recipients.dedup();
             cleaned.push(step);
         }
@@ -193,9 +225,19 @@ mod tests {
     }
 
     #[test]
-    fn empty_channels_default_to_push() {
+    fn empty_channels_default_to_push_then_email() {
         let plan = EscalationPlan::parse("p", vec![step(0)], 60).unwrap();
-        assert_eq!(plan.steps[0].channels, vec![Channel::Push]);
+        assert_eq!(plan.steps[0].channels, vec![Channel::Push, Channel::Email]);
+    }
+
+    #[test]
+    fn channel_order_is_kept_and_repeats_dropped() {
+        let mut s = step(0);
+        s.channels = vec![Channel::Sms, Channel::Push, Channel::Sms, Channel::Email, Channel::Push];
+        let plan = EscalationPlan::parse("p", vec![s], 60).unwrap();
+        assert_eq!(plan.steps[0].channels, vec![Channel::Sms, Channel::Push, Channel::Email]);
+        assert_eq!(serde_json::to_string(&plan.steps[0].channels).unwrap(), r#"["sms","push","email"]"#);
+        assert_eq!(serde_json::from_str::<Recipient>(r#"{"type":"on_call_leader"}"#).unwrap(), Recipient::OnCallLeader);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 pub use homeward_shared;
 pub mod push_service;
+pub mod sms_sink;
+pub mod smtp_sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -125,6 +127,12 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         geofence_follow_up_secs: 120,
         web_dir: db.data_dir.join("no-web-build"),
         cors_origins: Vec::new(),
+        public_url: Some("https://homeward.test".into()),
+        // Off here: most fixtures deliberately have no channels, and a safety-net notice for every visit
+        // would change what those tests count. The safety-net tests turn it on.
+        reach_checks: false,
+        email: Default::default(),
+        sms: Default::default(),
     }
 }
 
@@ -262,6 +270,7 @@ impl TestApp {
                 password: PASSWORD.into(),
                 roles,
                 line_manager_id,
+                phone: None,
             },
         )
         .await

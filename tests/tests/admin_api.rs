@@ -59,6 +59,7 @@ fn new_user(email: &str, roles: Vec<Role>, line_manager_id: Option<Uuid>) -> Cre
         password: PASSWORD.into(),
         roles,
         line_manager_id,
+        phone: None,
     }
 }
 
@@ -655,14 +656,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/pins"),
+    ("post", "/api/v1/me/test-message"),
     ("get", "/api/v1/users"),
     ("post", "/api/v1/users"),
     ("post", "/api/v1/users/import"),
+    ("put", "/api/v1/users/{id}/phone"),
     ("get", "/api/v1/school/rules"),
     ("put", "/api/v1/school/rules"),
+    ("get", "/api/v1/school/on-call-rota"),
+    ("put", "/api/v1/school/on-call-rota"),
+    ("get", "/api/v1/school/reachability"),
     ("get", "/api/v1/sessions"),
     ("post", "/api/v1/sessions"),
     ("get", "/api/v1/sessions/{id}"),
+    ("get", "/api/v1/sessions/{id}/safety-net"),
     ("post", "/api/v1/sessions/{id}/approval/request"),
     ("post", "/api/v1/sessions/{id}/approval/approve"),
     ("post", "/api/v1/sessions/{id}/approval/reject"),

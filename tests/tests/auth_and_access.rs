@@ -13,7 +13,7 @@ use homeward_shared::api::{
 use homeward_shared::client::{ApiClient, ClientError, RawBody};
 use homeward_shared::escalation::Channel;
 use homeward_shared::session::{AlarmKind, ApprovalStatus, Concern, Outcome, SessionStatus};
-use homeward_shared::{ErrorBody, EscalationStep, Recipient, RiskLevel, Role};
+use homeward_shared::{ErrorBody, EscalationStep, OnCallRota, Recipient, RiskLevel, Role};
 use homeward_tests::{
     Backend, Member, PASSWORD, School, TestApp, event, low_risk_visit, on_both_databases, spawn_app,
     spawn_app_with_clock, visit_with_risk,
@@ -106,6 +106,7 @@ fn new_user_request(tag: &str) -> CreateUserRequest {
         password: PASSWORD.into(),
         roles: vec![Role::Staff],
         line_manager_id: None,
+        phone: None,
     }
 }
 
@@ -454,12 +455,19 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/auth/logout",                      "", [401, 204, 204, 204, 204, 204, 204, 204]),
     row("GET",  "/api/v1/me",                               "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("PUT",  "/api/v1/me/pins",                          "", [401, 204, 204, 204, 204, 204, 204, 204]),
+    // A test message to the caller's own devices (none here).
+    row("POST", "/api/v1/me/test-message",                  "", [401, 200, 200, 200, 200, 200, 200, 200]),
     // Lists are of the caller's own school: B gets B's staff (checked for leaks below).
     row("GET",  "/api/v1/users",                            "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("POST", "/api/v1/users",                            "", [401, 403, 403, 403, 403, 201, 403, 201]),
     row("POST", "/api/v1/users/import",                     "", [401, 403, 403, 403, 403, 201, 403, 201]),
+    // The worker's phone: the worker themself and A's admin; B's admin does not find the worker.
+    row("PUT",  "/api/v1/users/{id}/phone",                 "", [401, 200, 403, 403, 403, 200, 403, 404]),
     row("GET",  "/api/v1/school/rules",                     "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("PUT",  "/api/v1/school/rules",                     "", [401, 403, 403, 403, 403, 200, 403, 200]),
+    row("GET",  "/api/v1/school/on-call-rota",              "", [401, 403, 403, 200, 200, 200, 200, 200]),
+    row("PUT",  "/api/v1/school/on-call-rota",              "", [401, 403, 403, 403, 403, 200, 403, 200]),
+    row("GET",  "/api/v1/school/reachability",              "", [401, 403, 403, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/sessions",                         "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/sessions", "?scope=school",            [401, 403, 403, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/sessions", "?scope=pending_approval",  [401, 403, 403, 200, 200, 403, 200, 200]),
@@ -468,6 +476,7 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/sessions",                         "", [401, 201, 201, 201, 201, 201, 201, 201]),
     // A session: its worker and the school's overseers see it; other staff and other schools get 404.
     row("GET",  "/api/v1/sessions/{id}",                    "", [401, 200, 404, 200, 200, 200, 404, 404]),
+    row("GET",  "/api/v1/sessions/{id}/safety-net",         "", [401, 200, 404, 200, 200, 200, 404, 404]),
     row("POST", "/api/v1/sessions/{id}/approval/request",   "", [401, 200, 404, 403, 403, 403, 404, 404]),
     row("POST", "/api/v1/sessions/{id}/approval/approve",   "", [401, 403, 404, 200, 200, 403, 404, 404]),
     row("POST", "/api/v1/sessions/{id}/approval/reject",    "", [401, 403, 404, 200, 200, 403, 404, 404]),
@@ -555,6 +564,12 @@ async fn prepare(world: &World, row: &Row, caller: Caller) -> (ApiClient, String
             None
         }
         ("PUT", "/api/v1/me/pins") => Some(RawBody::Json(json!({ "safe_pin": "2468", "duress_pin": "1357" }))),
+        ("POST", "/api/v1/me/test-message") => Some(RawBody::Json(json!({ "channel": "push" }))),
+        ("PUT", "/api/v1/users/{id}/phone") => {
+            id = Some(a.staff.id());
+            Some(RawBody::Json(json!({ "phone": "+44 7700 900123" })))
+        }
+        ("PUT", "/api/v1/school/on-call-rota") => Some(RawBody::Json(json!(OnCallRota::default()))),
         ("POST", "/api/v1/users") => Some(RawBody::Json(json!(new_user_request(&tag)))),
         ("POST", "/api/v1/users/import") => Some(RawBody::Text {
             content_type: "text/csv",
@@ -564,7 +579,7 @@ async fn prepare(world: &World, row: &Row, caller: Caller) -> (ApiClient, String
         }),
         ("PUT", "/api/v1/school/rules") => Some(RawBody::Json(json!(ApprovalRules::default()))),
         ("POST", "/api/v1/sessions") => Some(RawBody::Json(json!(low_risk_visit()))),
-        ("GET", "/api/v1/sessions/{id}") => {
+        ("GET", "/api/v1/sessions/{id}") | ("GET", "/api/v1/sessions/{id}/safety-net") => {
             id = Some(worker.plan_session(&visit_with_risk(RiskLevel::Medium)).await.expect("plan").id);
             None
         }

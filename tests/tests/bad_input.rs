@@ -174,7 +174,7 @@ impl Refusals {
 
 /// Every table a request can write to, but the delivery outbox (which the deliverer works through in the
 /// background).
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "schools",
     "users",
     "access_tokens",
@@ -186,9 +186,11 @@ const TABLES: [&str; 11] = [
     "alerts",
     "timers",
     "push_subscriptions",
+    "on_call_rotas",
+    "safety_net_checks",
 ];
 
-type UserRow = (String, String, String, String, String, i64, String, String);
+type UserRow = (String, String, String, String, String, i64, String, String, String);
 type PlanRow = (String, String, String, i64, i64, i64);
 type SessionRow = (String, String, String, i64);
 type RulesRow = (String, i64, Option<String>, i64);
@@ -202,6 +204,7 @@ struct Snapshot {
     sessions: Vec<SessionRow>,
     rules: Vec<RulesRow>,
     alerts: Vec<AlertRow>,
+    rotas: Vec<(String, String, i64)>,
 }
 
 async fn count(app: &TestApp, table: &str) -> i64 {
@@ -221,7 +224,7 @@ impl Snapshot {
         }
         let users = sqlx::query_as(
             "select user_id, email, name, roles, coalesce(line_manager_id, ''), active, coalesce(safe_pin_hash, ''), \
-             coalesce(duress_pin_hash, '') from users order by user_id",
+             coalesce(duress_pin_hash, ''), coalesce(phone, '') from users order by user_id",
         )
         .fetch_all(pool)
         .await
@@ -251,7 +254,11 @@ impl Snapshot {
         .fetch_all(pool)
         .await
         .expect("read alerts");
-        Self { counts, users, plans, sessions, rules, alerts }
+        let rotas = sqlx::query_as("select school_id, rota, updated_at from on_call_rotas order by school_id")
+            .fetch_all(pool)
+            .await
+            .expect("read rotas");
+        Self { counts, users, plans, sessions, rules, alerts, rotas }
     }
 
     fn difference(&self, after: &Snapshot) -> String {
@@ -276,6 +283,9 @@ impl Snapshot {
         }
         if self.alerts != after.alerts {
             changed.push("an alert changed".into());
+        }
+        if self.rotas != after.rotas {
+            changed.push("an on-call rota changed".into());
         }
         changed.join(", ")
     }
@@ -1228,6 +1238,15 @@ async fn malformed_bodies_are_refused_everywhere(backend: Backend) {
             "/safe_pin",
         ),
         (Method::POST, "/api/v1/users".into(), &school.admin.api, new_user("utf8@school.test"), "/name"),
+        (
+            Method::PUT,
+            format!("/api/v1/users/{}/phone", school.staff.id()),
+            &school.admin.api,
+            json!({"phone": "07700 900123"}),
+            "/phone",
+        ),
+        (Method::PUT, "/api/v1/school/on-call-rota".into(), &school.admin.api, rota(school.leader.id()), "/timezone"),
+        (Method::POST, "/api/v1/me/test-message".into(), &school.staff.api, json!({"channel": "push"}), "/channel"),
         (Method::PUT, "/api/v1/school/rules".into(), &school.admin.api, rules, "/approval_from_risk"),
         (Method::POST, "/api/v1/sessions".into(), &school.staff.api, visit(), "/address"),
         (
@@ -1555,7 +1574,178 @@ async fn wrong_types_name_the_field(backend: Backend) {
     refusals.assert_all_refused();
 }
 
+fn rota(leader: Uuid) -> Value {
+    json!({
+        "timezone": "Europe/London",
+        "school_hours": {"start": "08:00", "end": "17:00"},
+        "weekly": [{"day": "monday", "start": "17:00", "end": "08:00", "user_id": leader}],
+        "overrides": [{"date": "2026-12-24", "start": "00:00", "end": "00:00", "user_id": leader}],
+        "terms": [{"name": "Autumn", "start": "2026-09-03", "end": "2026-12-18"}],
+    })
+}
+
+/// Phones, the on-call rota, test messages and the safety-net check: every bad input refused with the
+/// field named, and nothing stored.
+async fn channels_and_rota_refuse_bad_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut refusals = Refusals::default();
+    let school = app.school("Rota Input School").await;
+    let other = app.school("Other Rota School").await;
+    let leader = school.leader.id();
+    // A rota is stored, so a refused one must leave it as it was.
+    let (status, _) = school
+        .admin
+        .api
+        .raw(Method::PUT, "/api/v1/school/on-call-rota", Some(RawBody::Json(rota(leader))))
+        .await
+        .expect("store a rota");
+    assert_eq!(status.as_u16(), 200);
+    let phone_path = format!("/api/v1/users/{}/phone", school.staff.id());
+    let rota_path = "/api/v1/school/on-call-rota";
+    let good = || rota(leader);
+    let admin = vec![
+        Case::put("phone: words", &phone_path, json!({"phone": "call me"})).refused(422, "invalid_phone", "phone"),
+        Case::put("phone: too short", &phone_path, json!({"phone": "+44 123"})).refused(422, "invalid_phone", "phone"),
+        Case::put("phone: no country code", &phone_path, json!({"phone": "7700900123"})).refused(
+            422,
+            "invalid_phone",
+            "phone",
+        ),
+        Case::put("phone: a number", &phone_path, json!({"phone": 447700900123u64})).refused(
+            400,
+            "invalid_json",
+            "phone",
+        ),
+        Case::put("phone: nobody", format!("/api/v1/users/{}/phone", Uuid::new_v4()), json!({"phone": "07700 900123"}))
+            .refused(404, "not_found", ""),
+        Case::put("phone: not a UUID", "/api/v1/users/nobody/phone", json!({"phone": "07700 900123"})).refused(
+            404,
+            "not_found",
+            "",
+        ),
+        Case::put(
+            "phone: another school's user",
+            format!("/api/v1/users/{}/phone", other.staff.id()),
+            json!({"phone": "07700 900123"}),
+        )
+        .refused(404, "not_found", ""),
+        Case::put("rota: an unknown time zone", rota_path, with(good(), "/timezone", json!("Mars/Olympus"))).refused(
+            422,
+            "invalid_timezone",
+            "timezone",
+        ),
+        Case::put("rota: an empty time zone", rota_path, with(good(), "/timezone", json!(" "))).refused(
+            422,
+            "invalid_timezone",
+            "timezone",
+        ),
+        Case::put("rota: an unknown day", rota_path, with(good(), "/weekly/0/day", json!("funday"))).refused(
+            400,
+            "invalid_json",
+            "day",
+        ),
+        Case::put("rota: a time that is not a time", rota_path, with(good(), "/weekly/0/start", json!("25:00")))
+            .refused(400, "invalid_json", "start"),
+        Case::put("rota: a date that is not a date", rota_path, with(good(), "/overrides/0/date", json!("24/12/2026")))
+            .refused(400, "invalid_json", "date"),
+        Case::put(
+            "rota: overlapping shifts",
+            rota_path,
+            with(
+                good(),
+                "/weekly",
+                json!([
+                    {"day": "monday", "start": "17:00", "end": "08:00", "user_id": leader},
+                    {"day": "tuesday", "start": "07:00", "end": "09:00", "user_id": leader},
+                ]),
+            ),
+        )
+        .refused(422, "invalid_weekly", "weekly"),
+        Case::put(
+            "rota: overlapping overrides",
+            rota_path,
+            with(
+                good(),
+                "/overrides",
+                json!([
+                    {"date": "2026-12-24", "start": "00:00", "end": "00:00", "user_id": leader},
+                    {"date": "2026-12-24", "start": "12:00", "end": "13:00", "user_id": leader},
+                ]),
+            ),
+        )
+        .refused(422, "invalid_overrides", "overrides"),
+        Case::put(
+            "rota: a term that ends before it starts",
+            rota_path,
+            with(good(), "/terms/0/end", json!("2026-09-01")),
+        )
+        .refused(422, "invalid_terms", "terms"),
+        Case::put("rota: a term with no name", rota_path, with(good(), "/terms/0/name", json!(""))).refused(
+            422,
+            "invalid_terms",
+            "terms",
+        ),
+        Case::put("rota: school hours backwards", rota_path, with(good(), "/school_hours/end", json!("07:00")))
+            .refused(422, "invalid_school_hours", "school_hours"),
+        Case::put("rota: someone unknown on call", rota_path, with(good(), "/weekly/0/user_id", json!(Uuid::new_v4())))
+            .refused(422, "invalid_user_id", "user_id"),
+        Case::put(
+            "rota: another school's leader on call",
+            rota_path,
+            with(good(), "/weekly/0/user_id", json!(other.leader.id())),
+        )
+        .refused(422, "invalid_user_id", "user_id"),
+        Case::put(
+            "rota: a staff member on call",
+            rota_path,
+            with(good(), "/overrides/0/user_id", json!(school.staff.id())),
+        )
+        .refused(422, "invalid_user_id", "user_id"),
+        Case::put("rota: user id is not a UUID", rota_path, with(good(), "/weekly/0/user_id", json!("bob"))).refused(
+            400,
+            "invalid_json",
+            "user_id",
+        ),
+    ];
+    refusals.check(&app, &school.admin.api, admin).await;
+
+    let staff =
+        vec![
+            Case::put("rota, from staff", rota_path, good()).refused(403, "forbidden", ""),
+            Case::put(
+                "someone else's phone, from staff",
+                format!("/api/v1/users/{leader}/phone"),
+                json!({"phone": null}),
+            )
+            .refused(403, "forbidden", ""),
+            Case::post("test message: an unknown channel", "/api/v1/me/test-message", json!({"channel": "fax"}))
+                .refused(400, "invalid_json", "channel"),
+            Case::post("test message: no channel", "/api/v1/me/test-message", json!({})).refused(
+                400,
+                "invalid_json",
+                "channel",
+            ),
+            Case::post("test message: e-mail not set up", "/api/v1/me/test-message", json!({"channel": "email"}))
+                .refused(409, "channel_not_set_up", "email"),
+            Case::post("test message: SMS not set up", "/api/v1/me/test-message", json!({"channel": "sms"})).refused(
+                409,
+                "channel_not_set_up",
+                "sms",
+            ),
+            Case::get("safety net of no session", format!("/api/v1/sessions/{}/safety-net", Uuid::new_v4())).refused(
+                404,
+                "not_found",
+                "",
+            ),
+            Case::get("safety net: not a UUID", "/api/v1/sessions/visit/safety-net").refused(404, "not_found", ""),
+            Case::get("reachability, from staff", "/api/v1/school/reachability").refused(403, "forbidden", ""),
+        ];
+    refusals.check(&app, &school.staff.api, staff).await;
+    refusals.assert_all_refused();
+}
+
 on_both_databases!(
+    channels_and_rota_refuse_bad_input,
     login_refuses_bad_input,
     create_user_refuses_bad_input,
     import_refuses_bad_input,

@@ -131,6 +131,7 @@ async fn crash_run(backend: Backend, kills: Kills) {
                     password: PASSWORD.into(),
                     roles,
                     line_manager_id,
+                    phone: None,
                 })
                 .await
                 .unwrap_or_else(|e| panic!("create {email}: {e}"));

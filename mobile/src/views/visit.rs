@@ -19,6 +19,7 @@ use crate::sync::note_result;
 /// The cancel window after the panic button has been held.
 pub const PANIC_CANCEL_SECONDS: i64 = 5;
 const REFRESH_EVERY: Duration = Duration::from_secs(15);
+const SAFETY_NET_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the end-of-visit step is.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +72,9 @@ pub struct VisitModel {
     /// Actions on this visit not yet confirmed by the server.
     pub waiting: usize,
     pub offline: bool,
+    /// Before the start: what the server's safety-net check found wrong with the plan (empty when fine or
+    /// not yet known).
+    pub safety_net: Vec<String>,
 }
 
 impl VisitModel {
@@ -104,6 +108,7 @@ impl VisitModel {
             panic,
             waiting,
             offline,
+            safety_net: Vec::new(),
         }
     }
 }
@@ -149,6 +154,7 @@ fn VisitPage(id: String) -> Element {
     let mut panic = use_signal(|| LocalPanic::Idle);
     let mut presses = use_signal(|| 0u64);
     let mut load_error = use_signal(|| None::<String>);
+    let mut safety_net = use_signal(Vec::<String>::new);
 
     use_future(move || async move {
         let Some(id) = session_id else { return };
@@ -169,6 +175,17 @@ fn VisitPage(id: String) -> Element {
                 Err(e) => load_error.set(Some(e.message())),
             }
             sleep(if fresh { REFRESH_EVERY } else { Duration::from_secs(1) }).await;
+        }
+    });
+
+    // The safety-net check, for the start screen: asked again now and then, as devices subscribe.
+    use_future(move || async move {
+        let Some(id) = session_id else { return };
+        loop {
+            if let Ok(report) = state.api().safety_net(id).await {
+                safety_net.set(report.problems);
+            }
+            sleep(SAFETY_NET_EVERY).await;
         }
     });
 
@@ -202,7 +219,7 @@ fn VisitPage(id: String) -> Element {
     let waiting = queue.events_for(id).len();
     drop(queue);
     let has_pin = state.auth.read().as_ref().is_some_and(|a| a.user.has_pin);
-    let model = VisitModel::new(
+    let mut model = VisitModel::new(
         &view,
         &projected,
         now,
@@ -212,6 +229,7 @@ fn VisitPage(id: String) -> Element {
         waiting,
         *state.connection.read() == Connection::Offline,
     );
+    model.safety_net = safety_net();
 
     let to_outcome = move || {
         navigator().push(Route::VisitOutcome { id: id.to_string() });
@@ -400,6 +418,17 @@ pub fn VisitScreen(
             } else if model.status == SessionStatus::Planned {
                 section { class: "visit-planned",
                     p { class: "card-approval", "{model.approval}" }
+                    if !model.safety_net.is_empty() {
+                        div { class: "banner bad safety-net", role: "alert", "data-testid": "safety-net",
+                            p { strong { "If you do not check in, the plan may reach nobody:" } }
+                            ul {
+                                for problem in model.safety_net.iter() {
+                                    li { "{problem}" }
+                                }
+                            }
+                            p { "Subscribe a device in Settings, or ask your admin before you go." }
+                        }
+                    }
                     if model.can_start {
                         button {
                             class: "button primary huge",

@@ -29,6 +29,8 @@ pub struct Db {
     pub deliveries_changed: Arc<Notify>,
     /// How the informational signals are tuned; travels with every write transaction.
     pub signals: crate::escalation::signals::SignalSettings,
+    /// Which channels the outbox may queue for; travels with every write transaction.
+    pub channels: crate::notify::Configured,
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
@@ -39,6 +41,7 @@ pub struct WriteTx {
     pub wrote_timers: bool,
     pub wrote_deliveries: bool,
     pub signals: crate::escalation::signals::SignalSettings,
+    pub channels: crate::notify::Configured,
     timers_changed: Arc<Notify>,
     deliveries_changed: Arc<Notify>,
     _gate: Option<OwnedMutexGuard<()>>,
@@ -113,6 +116,7 @@ impl Db {
             timers_changed: Arc::new(Notify::new()),
             deliveries_changed: Arc::new(Notify::new()),
             signals: crate::escalation::signals::SignalSettings::default(),
+            channels: crate::notify::Configured::default(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
@@ -130,6 +134,7 @@ impl Db {
             wrote_timers: false,
             wrote_deliveries: false,
             signals: self.signals,
+            channels: self.channels,
             timers_changed: self.timers_changed.clone(),
             deliveries_changed: self.deliveries_changed.clone(),
             _gate: gate,

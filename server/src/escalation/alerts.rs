@@ -4,6 +4,7 @@
 
 use chrono::Duration;
 use homeward_shared::api::{AlertKind, AlertResolution, AlertStatus, PushPayload};
+use homeward_shared::escalation::{Channel, default_channels};
 use homeward_shared::{Coordinates, Recipient, Role};
 use uuid::Uuid;
 
@@ -49,6 +50,7 @@ pub fn kind_str(kind: AlertKind) -> &'static str {
         AlertKind::SignalLost => "signal_lost",
         AlertKind::LeftGeofence => "left_geofence",
         AlertKind::MissedStart => "missed_start",
+        AlertKind::SafetyNet => "safety_net",
     }
 }
 
@@ -296,13 +298,14 @@ pub async fn raise_alarm(
     let mut alert = insert(tx, session, kind, now, location, now).await?;
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
     let everyone: Vec<Recipient> = plan.steps.iter().flat_map(|s| s.recipients.clone()).collect();
-    let people = recipients::resolve(tx, session, &everyone, true).await?;
+    let people = recipients::resolve(tx, session, &everyone, true, now).await?;
+    let channels = plan_channels(&plan.steps);
     let instruction = plan.steps.last().map(|s| s.instruction.clone()).unwrap_or_default();
     alert.steps_fired = plan.steps.len() as i64;
     alert.instruction = Some(instruction.clone());
     write(tx, &alert, now).await?;
     let payload = payload(&alert, session, Purpose::Step, None, &instruction);
-    outbox::enqueue(tx, &alert, &people, Purpose::Step, None, &payload, now).await?;
+    outbox::enqueue(tx, &alert, &people, Purpose::Step, None, &channels, &payload, now).await?;
     schedule_repeat(tx, &alert, session.id, now + Duration::seconds(plan.repeat_every_seconds), now).await
 }
 
@@ -343,12 +346,45 @@ pub async fn fire_step(
     let Some(step) = plan.steps.get(index as usize) else {
         return schedule_repeat(tx, &alert, session.id, now, now).await;
     };
-    let people = recipients::resolve(tx, session, &step.recipients, false).await?;
+    let people = recipients::resolve(tx, session, &step.recipients, false, now).await?;
     alert.steps_fired = index + 1;
     alert.instruction = Some(step.instruction.clone());
     write(tx, &alert, now).await?;
+    // A step that named the on-call leader when nobody is on call, and so reaches nobody, must not leave
+    // the alert waiting for its next step's delay: the next step fires now.
+    let mut fall_through = false;
+    if step.recipients.contains(&Recipient::OnCallLeader) {
+        let on_call = recipients::on_call(tx, alert.school_id, now).await?;
+        let reason = match on_call.leader() {
+            None => Some(on_call.reason()),
+            // Named by the rota but deactivated since: nobody is really on call.
+            Some(leader) if !people.contains(&leader) => Some("the on-call leader's account is deactivated"),
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            fall_through = people.is_empty();
+            outbox::record_nobody_on_call(tx, &alert, index, reason, now).await?;
+            audit::append(
+                tx,
+                audit::Action {
+                    school_id: alert.school_id,
+                    actor_id: None,
+                    action: "alert.nobody_on_call",
+                    subject: format!("alert:{}", alert.id),
+                    detail: format!(
+                        "step {}: {}{}",
+                        index + 1,
+                        reason,
+                        if fall_through { "; moving straight to the next step" } else { "" }
+                    ),
+                    at: now,
+                },
+            )
+            .await?;
+        }
+    }
     let payload = payload(&alert, session, Purpose::Step, Some(index), &step.instruction);
-    outbox::enqueue(tx, &alert, &people, Purpose::Step, Some(index), &payload, now).await?;
+    outbox::enqueue(tx, &alert, &people, Purpose::Step, Some(index), &step.channels, &payload, now).await?;
     audit::append(
         tx,
         audit::Action {
@@ -361,6 +397,13 @@ pub async fn fire_step(
         },
     )
     .await?;
+    if fall_through {
+        // Straight on: the next step, or the repeat to every leader once the plan has run out.
+        return match plan.steps.get(index as usize + 1) {
+            Some(_) => Box::pin(fire_step(tx, alert, session, index + 1, now)).await,
+            None => schedule_repeat(tx, &alert, session.id, now, now).await,
+        };
+    }
     match plan.steps.get(index as usize + 1) {
         Some(next) => {
             // Steps are timed from the trigger; one resumed after an ownership timeout fires at once.
@@ -389,16 +432,18 @@ pub async fn fire_repeat(tx: &mut WriteTx, alert: Alert, session: &SessionRow, n
         return Ok(());
     }
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
+    // Every leader, and whoever is on call (who may hold another role).
     let leaders = recipients::resolve(
         tx,
         session,
-        &[Recipient::Role { role: Role::Leader }],
+        &[Recipient::Role { role: Role::Leader }, Recipient::OnCallLeader],
         alert.kind != AlertKind::MissedDeadline,
+        now,
     )
     .await?;
     let instruction = alert.instruction.clone().unwrap_or_else(|| "Take ownership of this alert now.".into());
     let payload = payload(&alert, session, Purpose::Repeat, None, &instruction);
-    outbox::enqueue(tx, &alert, &leaders, Purpose::Repeat, None, &payload, now).await?;
+    outbox::enqueue(tx, &alert, &leaders, Purpose::Repeat, None, &plan_channels(&plan.steps), &payload, now).await?;
     schedule_repeat(tx, &alert, session.id, now + Duration::seconds(plan.repeat_every_seconds), now).await
 }
 
@@ -527,7 +572,8 @@ pub async fn resolve(
     let told = outbox::recipients_alerted(tx, alert.id).await?;
     let text = format!("Resolved ({}). No further action needed.", resolution_str(resolution).replace('_', " "));
     let payload = payload(&alert, session, Purpose::Resolved, None, &text);
-    outbox::enqueue(tx, &alert, &told, Purpose::Resolved, None, &payload, now).await?;
+    let channels = alert_channels(tx, &alert).await?;
+    outbox::enqueue(tx, &alert, &told, Purpose::Resolved, None, &channels, &payload, now).await?;
     Ok(alert)
 }
 
@@ -561,7 +607,8 @@ pub async fn stand_down(
         let told = outbox::recipients_alerted(tx, alert.id).await?;
         let text = format!("{} has reported in and is safe. Stand down: no action needed.", session.worker_name);
         let payload = payload(&alert, session, Purpose::StandDown, None, &text);
-        outbox::enqueue(tx, &alert, &told, Purpose::StandDown, None, &payload, now).await?;
+        let channels = alert_channels(tx, &alert).await?;
+        outbox::enqueue(tx, &alert, &told, Purpose::StandDown, None, &channels, &payload, now).await?;
     }
     Ok(())
 }
@@ -607,9 +654,9 @@ pub async fn notify(
     text: &str,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let people = recipients::resolve(tx, session, people, false).await?;
+    let people = recipients::resolve(tx, session, people, false, now).await?;
     let payload = payload(alert, session, Purpose::Notice, None, text);
-    outbox::enqueue(tx, alert, &people, Purpose::Notice, None, &payload, now).await
+    outbox::enqueue(tx, alert, &people, Purpose::Notice, None, &default_channels(), &payload, now).await
 }
 
 /// The visit is over: its informational alerts close with it.
@@ -634,6 +681,23 @@ pub async fn find_for_session(tx: &mut WriteTx, session_id: Uuid, kind: AlertKin
     row.as_ref().map(from_row).transpose()
 }
 
+/// Every channel any step of the plan uses, in the order first used: a panic, a repeat, a stand-down
+/// or a resolution reach people the way the plan would.
+fn plan_channels(steps: &[homeward_shared::EscalationStep]) -> Vec<Channel> {
+    let mut channels = Vec::new();
+    for channel in steps.iter().flat_map(|s| s.channels.iter()) {
+        if !channels.contains(channel) {
+            channels.push(*channel);
+        }
+    }
+    channels
+}
+
+async fn alert_channels(tx: &mut WriteTx, alert: &Alert) -> Result<Vec<Channel>, ApiError> {
+    let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
+    Ok(plan_channels(&plan.steps))
+}
+
 /// What the notification says: who, what kind of alert and what to do. Never the address.
 fn payload(alert: &Alert, session: &SessionRow, purpose: Purpose, step: Option<i64>, text: &str) -> PushPayload {
     let who = &session.worker_name;
@@ -648,6 +712,7 @@ fn payload(alert: &Alert, session: &SessionRow, purpose: Purpose, step: Option<i
         (_, AlertKind::SignalLost) => format!("Signal lost: {who}"),
         (_, AlertKind::LeftGeofence) => format!("Left the visit: {who}"),
         (_, AlertKind::MissedStart) => format!("Visit not started: {who}"),
+        (_, AlertKind::SafetyNet) => format!("Safety net: {who}'s visit may reach nobody"),
         (Purpose::Notice, _) => format!("Notice: {who}"),
     };
     PushPayload {

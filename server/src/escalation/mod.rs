@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod recipients;
+pub mod safety_net;
 pub mod scheduler;
 pub mod signals;
 pub mod timers;

@@ -1,10 +1,13 @@
-//! Who a plan step reaches: the worker, their line manager, everyone with a role, named people.
+//! Who a plan step reaches: the worker, their line manager, everyone with a role, named people, and
+//! whoever the on-call rota names at the moment the step fires.
 
 use std::collections::BTreeSet;
 
+use homeward_shared::rota::OnCall;
 use homeward_shared::{Recipient, Role};
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::auth::parse_id;
 use crate::db::WriteTx;
 use crate::error::ApiError;
@@ -17,6 +20,7 @@ pub async fn resolve(
     session: &SessionRow,
     recipients: &[Recipient],
     exclude_worker: bool,
+    now: Timestamp,
 ) -> Result<BTreeSet<Uuid>, ApiError> {
     let mut people = BTreeSet::new();
     for recipient in recipients {
@@ -48,6 +52,18 @@ pub async fn resolve(
                     people.insert(*user_id);
                 }
             }
+            Recipient::OnCallLeader => {
+                if let Some(leader) = on_call(tx, session.school_id, now).await?.leader() {
+                    let row: Option<(String,)> =
+                        sqlx::query_as("select user_id from users where user_id = $1 and active = 1")
+                            .bind(leader.to_string())
+                            .fetch_optional(tx.conn())
+                            .await?;
+                    if row.is_some() {
+                        people.insert(leader);
+                    }
+                }
+            }
         }
     }
     if exclude_worker {
@@ -66,4 +82,10 @@ pub async fn with_role(tx: &mut WriteTx, school_id: Uuid, role: Role) -> Result<
         .filter(|(_, roles)| crate::store::users::decode_roles(roles).contains(&role))
         .map(|(id, _)| parse_id(&id))
         .collect()
+}
+
+/// Who the school's rota has on call at `now`.
+pub async fn on_call(tx: &mut WriteTx, school_id: Uuid, now: Timestamp) -> Result<OnCall, ApiError> {
+    let rota = crate::store::rota::get(tx.conn(), school_id).await?;
+    Ok(crate::store::rota::on_call_at(&rota, now))
 }

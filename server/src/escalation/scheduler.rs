@@ -8,7 +8,7 @@ use homeward_shared::session::{Event, EventKind};
 use uuid::Uuid;
 
 use super::timers::{self, Timer, TimerKind};
-use super::{alerts, signals};
+use super::{alerts, safety_net, signals};
 use crate::Timestamp;
 use crate::db::WriteTx;
 use crate::error::ApiError;
@@ -17,11 +17,22 @@ use crate::store::sessions::{self, NewEvent, Source};
 
 /// Location older than the retention period is purged this often.
 const PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+/// How often the scheduler looks for schools whose daily check of leaders' channels is due.
+const REACH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 pub async fn run(state: Arc<AppState>, poll: Duration) {
     let mut last_purge: Option<Timestamp> = None;
+    let mut last_reach_check: Option<Timestamp> = None;
     loop {
         let now = state.clock.now();
+        if state.db.signals.safety_net && last_reach_check.is_none_or(|at| now - at >= REACH_CHECK_EVERY) {
+            match safety_net::daily_check(&state.db, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(leaders = n, "some leaders cannot be reached on any channel"),
+                Err(e) => tracing::error!(error = %e, "checking leaders' channels failed; will try again"),
+            }
+            last_reach_check = Some(now);
+        }
         if last_purge.is_none_or(|at| now - at >= PURGE_EVERY) {
             match crate::store::pings::purge_expired(&state.db, now).await {
                 Ok(n) if n > 0 => tracing::info!(pings = n, "purged location past its retention period"),
@@ -121,6 +132,7 @@ async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<(), Api
         TimerKind::SignalCheck => signals::fire_signal_check(tx, &session, now).await,
         TimerKind::GeofenceFollowUp => signals::fire_geofence_follow_up(tx, &session, now).await,
         TimerKind::MissedStart => signals::fire_missed_start(tx, &session, now).await,
+        TimerKind::SafetyNetCheck => safety_net::fire_check(tx, &session, now).await,
         TimerKind::EscalationStep | TimerKind::Repeat | TimerKind::OwnershipTimeout => {
             let Some(alert) = (match timer.alert_id {
                 Some(id) => alerts::lock(tx, id).await?,

@@ -22,11 +22,17 @@ pub const MISSED_START_AFTER_MINUTES: i64 = 15;
 pub struct SignalSettings {
     pub signal_lost_after: Duration,
     pub geofence_follow_up_after: Duration,
+    /// Check, before a visit, that its plan can reach someone at every step (and tell people if not).
+    pub safety_net: bool,
 }
 
 impl Default for SignalSettings {
     fn default() -> Self {
-        Self { signal_lost_after: Duration::minutes(10), geofence_follow_up_after: Duration::minutes(2) }
+        Self {
+            signal_lost_after: Duration::minutes(10),
+            geofence_follow_up_after: Duration::minutes(2),
+            safety_net: true,
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub enum TimerKind {
     GeofenceFollowUp,
     /// A planned visit that has not started by now reminds its worker.
     MissedStart,
+    /// Before a visit: can its plan reach someone at every step?
+    SafetyNetCheck,
 }
 
 impl TimerKind {
@@ -38,6 +40,7 @@ impl TimerKind {
             TimerKind::SignalCheck => "signal_check",
             TimerKind::GeofenceFollowUp => "geofence_follow_up",
             TimerKind::MissedStart => "missed_start",
+            TimerKind::SafetyNetCheck => "safety_net_check",
         }
     }
 
@@ -50,6 +53,7 @@ impl TimerKind {
             TimerKind::SignalCheck,
             TimerKind::GeofenceFollowUp,
             TimerKind::MissedStart,
+            TimerKind::SafetyNetCheck,
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)

@@ -7,10 +7,11 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::outbox::{self, Claimed, DeliveryResult};
-use super::{Channel, Device, Message, SendOutcome};
+use super::{Address, Channels, Device, Message, SendOutcome};
 use crate::Timestamp;
 use crate::error::ApiError;
 use crate::state::AppState;
+use homeward_shared::escalation::Channel as ChannelKind;
 
 /// After this many attempts a delivery is recorded as failed.
 pub const MAX_ATTEMPTS: i64 = 10;
@@ -20,12 +21,12 @@ fn backoff(attempts: i64) -> chrono::Duration {
     chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(chrono::Duration::minutes(5))
 }
 
-pub async fn run(state: Arc<AppState>, channel: Arc<dyn Channel>, poll: Duration) {
+pub async fn run(state: Arc<AppState>, channels: Channels, poll: Duration) {
     loop {
         let wake = state.db.deliveries_changed.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        if let Err(e) = deliver_due(&state, channel.as_ref()).await {
+        if let Err(e) = deliver_due(&state, &channels).await {
             tracing::error!(error = %e, "delivering notifications failed; retrying");
         }
         let now = state.clock.now();
@@ -41,7 +42,7 @@ pub async fn run(state: Arc<AppState>, channel: Arc<dyn Channel>, poll: Duration
 }
 
 /// Send everything due now; returns how many deliveries were attempted.
-pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usize, ApiError> {
+pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize, ApiError> {
     let mut attempted = 0;
     loop {
         let now = state.clock.now();
@@ -60,7 +61,7 @@ pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usiz
             join_all(claimed.into_iter().map(|delivery| {
                 let results = results.clone();
                 async move {
-                    let outcome = send_one(channel, &delivery).await;
+                    let outcome = send_one(channels, &delivery).await;
                     let _ = results.send((delivery, outcome, state.clock.now()));
                 }
             }))
@@ -85,18 +86,42 @@ pub async fn deliver_due(state: &AppState, channel: &dyn Channel) -> Result<usiz
     }
 }
 
-async fn send_one(channel: &dyn Channel, delivery: &Claimed) -> SendOutcome {
-    let (Some(endpoint), Some(p256dh), Some(auth)) = (&delivery.endpoint, &delivery.p256dh, &delivery.auth) else {
-        return SendOutcome::Gone { status: 410 };
+async fn send_one(channels: &Channels, delivery: &Claimed) -> SendOutcome {
+    let Some(kind) = ChannelKind::parse(&delivery.channel) else {
+        return SendOutcome::Failed { status: None, error: format!("unknown channel `{}`", delivery.channel) };
     };
-    let device = Device { endpoint: endpoint.clone(), p256dh: p256dh.clone(), auth: auth.clone() };
+    let Some(channel) = channels.get(kind) else {
+        return SendOutcome::Failed {
+            status: None,
+            error: format!("{} is no longer configured on this server", kind.as_str()),
+        };
+    };
+    let to = match kind {
+        ChannelKind::Push => {
+            let (Some(endpoint), Some(p256dh), Some(auth)) = (&delivery.endpoint, &delivery.p256dh, &delivery.auth)
+            else {
+                return SendOutcome::Gone { status: 410 };
+            };
+            Address::Device(Device { endpoint: endpoint.clone(), p256dh: p256dh.clone(), auth: auth.clone() })
+        }
+        ChannelKind::Email | ChannelKind::Sms => {
+            let Some(destination) = delivery.destination.clone() else {
+                return SendOutcome::Failed { status: None, error: "no address to send to".into() };
+            };
+            if kind == ChannelKind::Email { Address::Email(destination) } else { Address::Phone(destination) }
+        }
+    };
+    let payload = match serde_json::from_str(&delivery.payload) {
+        Ok(p) => p,
+        Err(e) => return SendOutcome::Failed { status: None, error: format!("the stored message is unreadable: {e}") },
+    };
     let message = Message {
-        payload: delivery.payload.clone().into_bytes(),
+        payload,
         urgent: delivery.urgent,
         ttl_seconds: delivery.ttl_seconds.clamp(0, u32::MAX as i64) as u32,
         topic: delivery.topic.clone(),
     };
-    channel.send(&device, &message).await
+    channel.send(&to, &message).await
 }
 
 fn to_result(delivery: &Claimed, outcome: SendOutcome, now: Timestamp) -> DeliveryResult {
@@ -144,6 +169,10 @@ mod tests {
     fn claimed(attempts: i64) -> Claimed {
         Claimed {
             id: Uuid::new_v4(),
+            channel: "push".into(),
+            destination: None,
+            reach_id: None,
+            fallback: None,
             subscription_id: None,
             endpoint: None,
             p256dh: None,

@@ -1,13 +1,21 @@
-//! Getting alerts to people: the outbox of deliveries, the channels that carry them (Web Push today),
-//! and the loop that sends, retries and records every attempt.
+//! Getting alerts to people: the outbox of deliveries, the channels that carry them (Web Push, e-mail
+//! over SMTP, SMS through an HTTP provider), and the loop that sends, retries, falls back to the next
+//! channel and records every attempt.
 
 pub mod deliverer;
+pub mod email;
 pub mod outbox;
+pub mod render;
+pub mod sms;
 pub mod web_push;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-/// What a channel reports back for one message to one device.
+use homeward_shared::api::PushPayload;
+use homeward_shared::escalation::Channel as ChannelKind;
+
+/// What a channel reports back for one message to one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     Delivered {
@@ -30,7 +38,7 @@ pub enum SendOutcome {
     },
 }
 
-/// A device to send to.
+/// A browser subscribed to Web Push.
 #[derive(Debug, Clone)]
 pub struct Device {
     pub endpoint: String,
@@ -38,10 +46,18 @@ pub struct Device {
     pub auth: String,
 }
 
-/// One message as the channel sends it.
+/// Where one message goes.
+#[derive(Debug, Clone)]
+pub enum Address {
+    Device(Device),
+    Email(String),
+    Phone(String),
+}
+
+/// One message as a channel sends it: the notification's content, and how urgently.
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub payload: Vec<u8>,
+    pub payload: PushPayload,
     pub urgent: bool,
     pub ttl_seconds: u32,
     pub topic: String,
@@ -50,5 +66,54 @@ pub struct Message {
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    async fn send(&self, device: &Device, message: &Message) -> SendOutcome;
+    async fn send(&self, to: &Address, message: &Message) -> SendOutcome;
+}
+
+/// The channels this deployment has configured. Push is always there when serving; e-mail and SMS
+/// only when their settings are given.
+#[derive(Clone, Default)]
+pub struct Channels {
+    pub push: Option<Arc<dyn Channel>>,
+    pub email: Option<Arc<dyn Channel>>,
+    pub sms: Option<Arc<dyn Channel>>,
+}
+
+impl Channels {
+    pub fn get(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
+        match kind {
+            ChannelKind::Push => self.push.as_ref(),
+            ChannelKind::Email => self.email.as_ref(),
+            ChannelKind::Sms => self.sms.as_ref(),
+        }
+    }
+
+    pub fn configured(&self) -> Configured {
+        Configured { push: self.push.is_some(), email: self.email.is_some(), sms: self.sms.is_some() }
+    }
+}
+
+/// Which channels exist, without the senders: travels with every write transaction so the outbox knows
+/// which channels it may queue for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Configured {
+    pub push: bool,
+    pub email: bool,
+    pub sms: bool,
+}
+
+impl Default for Configured {
+    /// Push only, as before other channels existed.
+    fn default() -> Self {
+        Self { push: true, email: false, sms: false }
+    }
+}
+
+impl Configured {
+    pub fn has(&self, kind: ChannelKind) -> bool {
+        match kind {
+            ChannelKind::Push => self.push,
+            ChannelKind::Email => self.email,
+            ChannelKind::Sms => self.sms,
+        }
+    }
 }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::algorithms::ES256KeyPair;
 use web_push::{ContentEncoding, SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder};
 
-use super::{Channel, Device, Message, SendOutcome};
+use super::{Address, Channel, Device, Message, SendOutcome};
 use crate::db::Db;
 
 /// The server's VAPID key pair, generated on first start and kept in the database so every server
@@ -51,6 +51,7 @@ impl WebPush {
     }
 
     fn build(&self, device: &Device, message: &Message) -> Result<web_push::WebPushMessage, String> {
+        let payload = serde_json::to_vec(&message.payload).map_err(|e| e.to_string())?;
         let info = SubscriptionInfo::new(device.endpoint.as_str(), device.p256dh.as_str(), device.auth.as_str());
         let origin = origin(&device.endpoint).ok_or_else(|| format!("`{}` is not an http(s) URL", device.endpoint))?;
         let mut signature =
@@ -60,7 +61,7 @@ impl WebPush {
         signature.add_claim("aud", origin.as_str());
         let signature = signature.build().map_err(|e| e.to_string())?;
         let mut builder = WebPushMessageBuilder::new(&info);
-        builder.set_payload(ContentEncoding::Aes128Gcm, &message.payload);
+        builder.set_payload(ContentEncoding::Aes128Gcm, &payload);
         builder.set_ttl(message.ttl_seconds);
         builder.set_urgency(if message.urgent { Urgency::High } else { Urgency::Normal });
         builder.set_topic(message.topic.clone());
@@ -84,7 +85,10 @@ impl Channel for WebPush {
         "push"
     }
 
-    async fn send(&self, device: &Device, message: &Message) -> SendOutcome {
+    async fn send(&self, to: &Address, message: &Message) -> SendOutcome {
+        let Address::Device(device) = to else {
+            return SendOutcome::Failed { status: None, error: "push needs a subscribed device".into() };
+        };
         let built = match self.build(device, message) {
             Ok(m) => m,
             Err(error) => {

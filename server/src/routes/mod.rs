@@ -3,8 +3,10 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod extract;
 pub mod health;
+pub mod on_call;
 pub mod plans;
 pub mod push;
 pub mod school;
@@ -29,14 +31,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
                 .route("/me/pins", web::put().to(auth::set_pins))
+                .route("/me/test-message", web::post().to(channels::test_message))
                 .route("/users", web::get().to(users::list))
                 .route("/users", web::post().to(users::create))
                 .route("/users/import", web::post().to(users::import))
+                .route("/users/{id}/phone", web::put().to(users::set_phone))
                 .route("/school/rules", web::get().to(school::get_rules))
                 .route("/school/rules", web::put().to(school::put_rules))
+                .route("/school/on-call-rota", web::get().to(on_call::get))
+                .route("/school/on-call-rota", web::put().to(on_call::put))
+                .route("/school/reachability", web::get().to(channels::reachability))
                 .route("/sessions", web::get().to(sessions::list))
                 .route("/sessions", web::post().to(sessions::plan))
                 .route("/sessions/{id}", web::get().to(sessions::get))
+                .route("/sessions/{id}/safety-net", web::get().to(channels::safety_net))
                 .route("/sessions/{id}/approval/request", web::post().to(sessions::request_approval))
                 .route("/sessions/{id}/approval/approve", web::post().to(sessions::approve))
                 .route("/sessions/{id}/approval/reject", web::post().to(sessions::reject))

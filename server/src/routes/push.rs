@@ -2,9 +2,9 @@ use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use homeward_shared::api::{
-    PushPayload, PushSubscriptionRequest, PushSubscriptionView, TestPushReport, TestPushResult, UnsubscribeRequest,
-    VapidPublicKey,
+    PushSubscriptionRequest, PushSubscriptionView, TestPushReport, UnsubscribeRequest, VapidPublicKey,
 };
+use homeward_shared::escalation::Channel;
 use homeward_shared::{ErrorBody, FieldError};
 use uuid::Uuid;
 
@@ -115,42 +115,6 @@ pub async fn unsubscribe(
 #[utoipa::path(post, path = "/api/v1/push/test", tag = "push", security(("bearer" = [])),
     responses((status = 200, body = TestPushReport), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn test(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
-    let channel = state.push.clone().ok_or_else(|| ApiError::Unavailable("push is not configured".into()))?;
-    let devices: Vec<(String, String, String)> =
-        sqlx::query_as("select endpoint, p256dh, auth from push_subscriptions where user_id = $1 order by created_at")
-            .bind(user.user_id.to_string())
-            .fetch_all(&state.db.pool)
-            .await?;
-    let payload = PushPayload {
-        alert_id: Uuid::nil(),
-        kind: homeward_shared::api::AlertKind::MissedStart,
-        purpose: "test".into(),
-        step: None,
-        title: "Homeward test".into(),
-        body: "Alerts will reach this device.".into(),
-        url: "/settings".into(),
-    };
-    let message = crate::notify::Message {
-        payload: serde_json::to_vec(&payload).map_err(anyhow::Error::from)?,
-        urgent: false,
-        ttl_seconds: 60,
-        topic: "homeward-test".into(),
-    };
-    let mut results = Vec::with_capacity(devices.len());
-    for (endpoint, p256dh, auth) in devices {
-        let device = crate::notify::Device { endpoint: endpoint.clone(), p256dh, auth };
-        let (delivered, detail) = match channel.send(&device, &message).await {
-            crate::notify::SendOutcome::Delivered { status } => {
-                (true, format!("accepted by the push service ({status})"))
-            }
-            crate::notify::SendOutcome::Gone { status } => {
-                (false, format!("the device's subscription is gone ({status}): subscribe again"))
-            }
-            crate::notify::SendOutcome::Retry { error, .. } | crate::notify::SendOutcome::Failed { error, .. } => {
-                (false, error)
-            }
-        };
-        results.push(TestPushResult { endpoint, delivered, detail });
-    }
-    Ok(HttpResponse::Ok().json(TestPushReport { devices: results }))
+    let devices = crate::routes::channels::send_test(&state, user.user_id, Channel::Push).await?;
+    Ok(HttpResponse::Ok().json(TestPushReport { devices }))
 }

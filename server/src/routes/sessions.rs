@@ -146,6 +146,7 @@ pub async fn plan(
     let id = sessions::insert(&mut tx, &new, user.user_id, now).await?;
     let planned = sessions::lock(&mut tx, &user, id).await?;
     crate::escalation::signals::arm_missed_start(&mut tx, &planned, now).await?;
+    crate::escalation::safety_net::arm(&mut tx, &planned, now).await?;
     if approval_required && body.submit_for_approval {
         let session = sessions::lock(&mut tx, &user, id).await?;
         sessions::record(&mut tx, &session, vec![server_event(EventKind::ApprovalRequested, now, user.user_id)], now)

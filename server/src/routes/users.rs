@@ -1,6 +1,6 @@
 use actix_web::{HttpResponse, web};
-use homeward_shared::api::{CreateUserRequest, ImportErrors, ImportReport, UserView};
-use homeward_shared::{Email, ErrorBody, FieldError, Role};
+use homeward_shared::api::{CreateUserRequest, ImportErrors, ImportReport, SetPhoneRequest, UserView};
+use homeward_shared::{Email, ErrorBody, FieldError, PhoneNumber, Role};
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, password};
@@ -15,7 +15,54 @@ use crate::store::{audit, users};
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(users::list(&state.db.pool, user.school_id).await?))
+    let mut people = users::list(&state.db.pool, user.school_id).await?;
+    // A phone number is for admins and its owner only.
+    if !user.has_any(&[Role::Admin]) {
+        for person in people.iter_mut().filter(|p| p.id != user.user_id) {
+            person.phone = None;
+        }
+    }
+    Ok(HttpResponse::Ok().json(people))
+}
+
+/// Set or clear a user's mobile number for text-message alerts (admins, or the person themself).
+#[utoipa::path(put, path = "/api/v1/users/{id}/phone", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user")), request_body = SetPhoneRequest,
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_phone(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: Json<SetPhoneRequest>,
+) -> ApiResult<HttpResponse> {
+    let id = crate::routes::parse_path_id(&path)?;
+    if id != user.user_id {
+        user.require(&[Role::Admin], "only admins can set another person's phone number")?;
+    }
+    let target = users::get_in_school(&state.db.pool, user.school_id, id).await?;
+    let phone = match body.into_inner().phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(raw) => Some(PhoneNumber::parse(raw)?),
+        None => None,
+    };
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    users::set_phone(&mut tx, target.id, phone.as_ref().map(|p| p.as_ref())).await?;
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id: user.school_id,
+            actor_id: Some(user.user_id),
+            action: if phone.is_some() { "user.phone_set" } else { "user.phone_cleared" },
+            subject: format!("user:{}", target.id),
+            // The number itself stays out of the audit log, which the DSL reads.
+            detail: format!("{}'s phone number for text-message alerts", target.name),
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(users::get(&state.db.pool, target.id).await?.ok_or(ApiError::NotFound("user"))?))
 }
 
 /// Add a user to the caller's school (admins).
@@ -45,6 +92,7 @@ pub async fn create_user(
         return Err(FieldError::new("name", "the name must be 1 to 100 characters").into());
     }
     password::check_rules(&body.password)?;
+    let phone = body.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(PhoneNumber::parse).transpose()?;
     let mut roles = body.roles;
     roles.sort();
     roles.dedup();
@@ -66,6 +114,7 @@ pub async fn create_user(
         password_hash,
         roles,
         line_manager_id: body.line_manager_id,
+        phone: phone.map(|p| p.to_string()),
     };
     let mut tx = state.db.begin().await?;
     users::insert(&mut tx, &new, now.timestamp_millis()).await?;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod pings;
 pub mod plans;
+pub mod rota;
 pub mod schools;
 pub mod sessions;
 pub mod users;

@@ -25,13 +25,15 @@ pub struct NewUser {
     pub password_hash: String,
     pub roles: Vec<Role>,
     pub line_manager_id: Option<Uuid>,
+    /// E.164, already validated.
+    pub phone: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(tx: &mut WriteTx, user: &NewUser, now_ms: i64) -> Result<(), ApiError> {
     let result = sqlx::query(
-        "insert into users (user_id, school_id, email, name, password_hash, roles, line_manager_id, active, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, 1, $8)",
+        "insert into users (user_id, school_id, email, name, password_hash, roles, line_manager_id, active, created_at, phone) \
+         values ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)",
     )
     .bind(user.id.to_string())
     .bind(user.school_id.to_string())
@@ -41,6 +43,7 @@ pub async fn insert(tx: &mut WriteTx, user: &NewUser, now_ms: i64) -> Result<(),
     .bind(encode_roles(&user.roles))
     .bind(user.line_manager_id.map(|u| u.to_string()))
     .bind(now_ms)
+    .bind(user.phone.as_deref())
     .execute(tx.conn())
     .await;
     match result {
@@ -51,13 +54,13 @@ pub async fn insert(tx: &mut WriteTx, user: &NewUser, now_ms: i64) -> Result<(),
     }
 }
 
-type Row = (String, String, String, String, String, String, Option<String>, i64, Option<String>);
+type Row = (String, String, String, String, String, String, Option<String>, i64, Option<String>, Option<String>);
 
-const SELECT: &str = "select u.user_id, u.school_id, s.name, u.email, u.name, u.roles, u.line_manager_id, u.active, u.safe_pin_hash \
+const SELECT: &str = "select u.user_id, u.school_id, s.name, u.email, u.name, u.roles, u.line_manager_id, u.active, u.safe_pin_hash, u.phone \
                       from users u join schools s on s.school_id = u.school_id";
 
 fn to_view(row: Row) -> Result<UserView, ApiError> {
-    let (id, school_id, school_name, email, name, roles, line_manager, active, pin) = row;
+    let (id, school_id, school_name, email, name, roles, line_manager, active, pin, phone) = row;
     Ok(UserView {
         id: parse_id(&id)?,
         school_id: parse_id(&school_id)?,
@@ -68,6 +71,7 @@ fn to_view(row: Row) -> Result<UserView, ApiError> {
         line_manager_id: line_manager.map(|l| parse_id(&l)).transpose()?,
         active: active != 0,
         has_pin: pin.is_some(),
+        phone,
     })
 }
 
@@ -135,6 +139,15 @@ pub async fn set_pins(tx: &mut WriteTx, user_id: Uuid, safe: &str, duress: &str)
     sqlx::query("update users set safe_pin_hash = $1, duress_pin_hash = $2 where user_id = $3")
         .bind(safe)
         .bind(duress)
+        .bind(user_id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_phone(tx: &mut WriteTx, user_id: Uuid, phone: Option<&str>) -> Result<(), ApiError> {
+    sqlx::query("update users set phone = $1 where user_id = $2")
+        .bind(phone)
         .bind(user_id.to_string())
         .execute(tx.conn())
         .await?;

@@ -253,6 +253,7 @@ async fn setup(args: &Args, base: &str) -> anyhow::Result<SchoolSetUp> {
             password: PASSWORD.into(),
             roles: vec![Role::Leader],
             line_manager_id: None,
+            phone: None,
         })
         .await?;
     let (leader, _) = anonymous.login("leader@loadgen.test", PASSWORD).await?;
@@ -266,6 +267,7 @@ async fn setup(args: &Args, base: &str) -> anyhow::Result<SchoolSetUp> {
                 password: PASSWORD.into(),
                 roles: vec![Role::Staff],
                 line_manager_id: Some(leader_user.id),
+                phone: None,
             })
             .await?;
         workers.push(anonymous.login(&email, PASSWORD).await?.0);
