@@ -236,7 +236,7 @@ async fn crash_run(backend: Backend, kills: Kills) {
 
     // Phones checking in throughout; the server's address changes with each restart.
     let base = Arc::new(Mutex::new(server.base.clone()));
-    let chatter = Chatter::start(&plan_long_visits(&workers).await, base.clone());
+    let chatter = Chatter::start(&plan_long_visits(&workers, plan.id).await, base.clone());
 
     let mut server = server;
     let mut kill_log = Vec::new();
@@ -399,10 +399,12 @@ async fn kill_and_restart(
 }
 
 /// One hour-long visit per worker, started now: its deadline is far away, so it raises no alert.
-async fn plan_long_visits(workers: &[ApiClient]) -> Vec<(ApiClient, Uuid)> {
+async fn plan_long_visits(workers: &[ApiClient], plan: Uuid) -> Vec<(ApiClient, Uuid)> {
     let mut visits = Vec::new();
     for api in workers.iter().take(CHATTY_VISITS) {
         let mut visit = low_risk_visit();
+        // The crash plan reaches the subscribed leader and DSL: no safety-net notice either.
+        visit.escalation_plan_id = Some(plan);
         visit.check_in_interval_minutes = None;
         visit.planned_start = Utc::now();
         let id = api.plan_session(&visit).await.expect("plan a long visit").id;
