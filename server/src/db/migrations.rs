@@ -9,11 +9,13 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_foundation.sql")),
     (2, include_str!("../../migrations/sqlite/0002_escalation.sql")),
     (3, include_str!("../../migrations/sqlite/0003_delivery_attempts.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_oversight.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_foundation.sql")),
     (2, include_str!("../../migrations/postgres/0002_escalation.sql")),
     (3, include_str!("../../migrations/postgres/0003_delivery_attempts.sql")),
+    (6, include_str!("../../migrations/postgres/0006_oversight.sql")),
 ];
 
 /// Arbitrary but fixed: every server process migrating the same PostgreSQL takes this lock first.
