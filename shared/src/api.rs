@@ -40,7 +40,7 @@ pub struct UserView {
     pub has_pin: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUserRequest {
     pub email: String,
@@ -66,7 +66,7 @@ pub struct RowError {
 }
 
 /// The body of a refused CSV import: every bad row, and nothing was imported.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportErrors {
     pub code: String,
@@ -453,6 +453,9 @@ pub struct AlertView {
     pub instruction: Option<String>,
     pub raised_at: DateTime<Utc>,
     pub acknowledged_by: Option<Uuid>,
+    /// Who owns it, by name, so the others see who has it.
+    #[serde(default)]
+    pub acknowledged_by_name: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Uuid>,
     pub resolved_at: Option<DateTime<Utc>>,

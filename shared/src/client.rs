@@ -259,6 +259,9 @@ impl ApiClient {
     }
 
     /// Open the live board's event stream (`text/event-stream`); read it with [`BoardEvents::next`].
+    /// Not on wasm32, whose `reqwest` cannot read a body as it arrives: the web client reads the stream
+    /// through `fetch` itself.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn board_events(&self) -> ClientResult<BoardEvents> {
         let response =
             self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream").send().await?;
@@ -357,11 +360,13 @@ impl ApiClient {
 }
 
 /// The live board's Server-Sent Events, read one board at a time.
+#[cfg(not(target_arch = "wasm32"))]
 pub struct BoardEvents {
     response: reqwest::Response,
     buffer: String,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl BoardEvents {
     /// The next board the server sends; `Ok(None)` when the stream ends.
     pub async fn next(&mut self) -> ClientResult<Option<BoardView>> {

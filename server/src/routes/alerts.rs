@@ -42,6 +42,10 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
         instruction: alert.instruction.clone(),
         raised_at: alert.raised_at,
         acknowledged_by: alert.acknowledged_by,
+        acknowledged_by_name: match alert.acknowledged_by {
+            Some(owner) => crate::store::users::get(&state.db.pool, owner).await?.map(|u| u.name),
+            None => None,
+        },
         acknowledged_at: alert.acknowledged_at,
         resolved_by: alert.resolved_by,
         resolved_at: alert.resolved_at,
