@@ -14,6 +14,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
 
@@ -245,8 +246,10 @@ describe('leaders and the DSL watch, own, resolve and review', () => {
     await page.locator($('run-export')).click();
     await page.locator($('export-result')).waitFor();
     assert.ok(Number(await page.locator($('export-result')).getAttribute('data-rows')) >= 1);
-    const href = await page.locator($('download-csv')).getAttribute('href');
-    const csv = await page.evaluate(async (url) => (await fetch(url)).text(), href);
+    // Saved as a file, as the DSL would.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator($('download-csv')).click()]);
+    assert.match(download.suggestedFilename(), new RegExp(`^homeward-sessions-${today}-to-${today}\\.csv$`));
+    const csv = readFileSync(await download.path(), 'utf8');
     const row = csv.split('\n').find((line) => line.startsWith(visit.id));
     assert.ok(row, `the export has the session: ${csv.slice(0, 400)}`);
     assert.match(row, /Dana Whitfield/);

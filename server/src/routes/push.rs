@@ -166,7 +166,7 @@ pub async fn status(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
     let responder = user.has_any(&[homeward_shared::Role::Leader, homeward_shared::Role::Dsl]);
     let needs_subscription = responder && devices == 0;
     let message = needs_subscription.then(|| {
-        "Alerts cannot reach you: no device of yours has notifications turned on. \
+        "No device of yours has notifications turned on. \
          Turn them on in Settings so overdue and panic alerts reach you."
             .to_string()
     });
