@@ -153,7 +153,22 @@ async fn the_board_stream_turns_overdue_without_asking(backend: Backend) {
     school.staff.api.send_events(session, &[app.event_now(ClientEventKind::End)]).await.expect("end");
     board_where(&mut events, "the visit gone", |b| b.sessions.iter().all(|e| e.session_id != session)).await;
 
-    // Signing out ends the stream at its next refresh; staff cannot open one at all.
+    // Signing out ends the stream at its next change (or refresh); staff cannot open one at all.
+    let (second, _) = app.api.login(&school.leader.user.email, homeward_tests::PASSWORD).await.expect("sign in");
+    let mut watched = second.board_events().await.expect("open a second stream");
+    board_where(&mut watched, "its first board", |_| true).await;
+    second.logout().await.expect("sign out");
+    start_visit(&app, &school.other_staff.api, "4 After Sign-out Street").await;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            if watched.next().await.expect("readable").is_none() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a signed-out leader ends");
+    board_where(&mut events, "the other leader still served", |b| b.sessions.len() == 1).await;
     let denied = school.staff.api.board_events().await.err().expect("staff are refused");
     assert_eq!(denied.status().map(|s| s.as_u16()), Some(403));
     let anonymous = ApiClient::new(&app.address).board_events().await.err().expect("anonymous is refused");
