@@ -213,6 +213,7 @@ fn alert(status: AlertStatus, kind: AlertKind) -> AlertView {
         deliveries: vec![],
         delivery_summary: vec!["sent to 1 of Priya Okafor's devices at 10:01:00".into()],
         messages: vec![],
+        trail: vec![homeward_shared::api::TrailPoint { latitude: 51.45, longitude: -2.58, accuracy_m: 9.0, at: t(59) }],
     }
 }
 
@@ -232,6 +233,7 @@ fn alert_escalating_offers_ownership_messages_and_resolve() {
     assert!(html.contains("Instruction: Phone the worker now"));
     assert!(html.contains("Dog in the garden"), "household notes for the responder");
     assert!(html.contains(r#"data-testid="last-position""#));
+    assert!(html.contains(r#"data-testid="trail""#) && html.contains("51.45000, -2.58000 (±9 m)"), "{html}");
     assert!(html.contains("Priya Okafor&#39;s devices") || html.contains("Priya Okafor's devices"));
     assert!(html.contains(r#"data-testid="take-ownership""#));
     assert_eq!(count(&html, r#"data-testid="quick-question""#), 3);

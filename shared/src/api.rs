@@ -471,6 +471,19 @@ pub struct AlertView {
     /// Messages between the responders and the worker about this alert, oldest first.
     #[serde(default)]
     pub messages: Vec<AlertMessage>,
+    /// Where the phone has been during the visit: its latest positions, newest first (at most 50).
+    #[serde(default)]
+    pub trail: Vec<TrailPoint>,
+}
+
+/// One position from the phone during the visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrailPoint {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -114,8 +114,25 @@ async fn board_lists_live_visits_most_urgent_first(backend: Backend) {
     assert!((280..=300).contains(&to_deadline), "five minutes to go: {to_deadline}");
     assert!(board.map_tile_url.contains("{z}"), "{}", board.map_tile_url);
 
-    // Taking ownership shows who has it.
+    // The alert carries the visit's trail, newest first.
     let alert = alert_of(&school, alarmed).await;
+    let earlier = Coordinates { latitude: 51.5010, longitude: -0.1250 };
+    let later = Coordinates { latitude: 51.5020, longitude: -0.1260 };
+    school
+        .other_staff
+        .api
+        .send_pings(
+            alarmed,
+            &[ping(&app, Duration::seconds(-40), earlier, None), ping(&app, Duration::seconds(-10), later, Some(50))],
+        )
+        .await
+        .expect("pings");
+    let trail = school.leader.api.alert(alert).await.expect("the alert").trail;
+    let positions: Vec<(f64, f64)> = trail.iter().map(|p| (p.latitude, p.longitude)).collect();
+    assert_eq!(positions, vec![(later.latitude, later.longitude), (earlier.latitude, earlier.longitude)]);
+    assert!(trail[0].at > trail[1].at);
+
+    // Taking ownership shows who has it.
     school.dsl.api.acknowledge_alert(alert).await.expect("take ownership");
     let board = school.leader.api.board().await.expect("the board");
     assert_eq!(board.sessions[0].alerts[0].owner_name.as_deref(), Some(school.dsl.user.name.as_str()));

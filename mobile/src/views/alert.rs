@@ -169,6 +169,16 @@ pub fn AlertScreen(
                                 },
                                 None => rsx! { p { "No position was received." } },
                             }
+                            if !alert.trail.is_empty() {
+                                details { "data-testid": "trail",
+                                    summary { "Trail: the last {alert.trail.len()} position(s)" }
+                                    ol {
+                                        for point in alert.trail.iter().take(10) {
+                                            li { "{labels::clock_time(point.at)}: {point.latitude:.5}, {point.longitude:.5} (±{point.accuracy_m.round()} m)" }
+                                        }
+                                    }
+                                }
+                            }
                             p { class: "field-hint", "No phone number is held for staff in Homeward: call the worker from the school's contact list." }
                         }
                         section { class: "panel", "data-testid": "deliveries",

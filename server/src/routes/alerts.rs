@@ -2,6 +2,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use homeward_shared::api::{
     AlertKind, AlertStatus, AlertView, MessageDirection, PushPayload, ResolveAlertRequest, SendMessageRequest,
+    TrailPoint,
 };
 use homeward_shared::session::{Event, EventKind};
 use homeward_shared::{ErrorBody, FieldError, Role};
@@ -57,7 +58,27 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
         delivery_summary: outbox::summarise(&deliveries),
         deliveries,
         messages: messages::for_alert(&state.db.pool, alert.id).await?,
+        trail: trail(&state.db.pool, alert.session_id).await?,
     })
+}
+
+/// The visit's latest positions, newest first.
+async fn trail(pool: &sqlx::AnyPool, session_id: Uuid) -> ApiResult<Vec<TrailPoint>> {
+    let rows: Vec<(f64, f64, f64, i64)> = sqlx::query_as(
+        "select latitude, longitude, accuracy_m, at from location_pings where session_id = $1 order by at desc limit 50",
+    )
+    .bind(session_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(latitude, longitude, accuracy_m, at)| TrailPoint {
+            latitude,
+            longitude,
+            accuracy_m,
+            at: crate::clock::from_millis(at),
+        })
+        .collect())
 }
 
 /// The alert if `user` may see it. A duress alarm does not exist as far as the person on that visit
