@@ -17,6 +17,7 @@ export const DEMO_PASSWORD = 'demo-password-1';
 export const STAFF = 'dana.whitfield@demo.homeward.test';
 export const LEADER = 'priya.okafor@demo.homeward.test';
 export const DSL = 'tomasz.brennan@demo.homeward.test';
+export const ADMIN = 'morgan.ellery@demo.homeward.test';
 
 /** Near Bristol city centre. */
 export const POSITION = { latitude: 51.4545, longitude: -2.5879, accuracy: 12 };
@@ -103,6 +104,8 @@ export async function startServer({ env = {} } = {}) {
   return {
     url,
     port,
+    /** The SQLite database this server writes (for tests that alter a row behind its back). */
+    database: path.join(dataDir, 'homeward.db'),
     output: () => output,
     /** Stop it (SIGTERM, as an operator would) and wait for it to exit. */
     async stop({ keepData = false } = {}) {

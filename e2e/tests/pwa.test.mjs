@@ -9,7 +9,7 @@ import { eventually, launchBrowser, phoneContext, screenshot, startServer, watch
 
 const CSP =
   "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
-  "img-src 'self' data: https://*.tile.openstreetmap.org; connect-src 'self'; worker-src 'self'; " +
+  "img-src 'self' data: https://tile.openstreetmap.org https://*.tile.openstreetmap.org; connect-src 'self'; worker-src 'self'; " +
   "manifest-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /** Width and height from a PNG's IHDR chunk. */

@@ -4,7 +4,10 @@
 use std::future::Future;
 
 use homeward_shared::api::{
-    AlertView, LoginResponse, PlanSessionRequest, PushSubscriptionRequest, PushSubscriptionView, SessionView, UserView,
+    AlertMessage, AlertView, ApprovalRules, AuditChainReport, AuditEntry, BoardView, CreateUserRequest,
+    EscalationPlanRequest, EscalationPlanView, ImportErrors, ImportReport, LoginResponse, MonthlyFigures, NoSignalMark,
+    NoSignalMarkRequest, PlanSessionRequest, PushStatus, PushSubscriptionRequest, PushSubscriptionView,
+    ResolveAlertRequest, ReviewItem, SessionView, SignalMap, UpdateUserRequest, UserView,
 };
 use homeward_shared::client::{ApiClient, ClientError};
 use uuid::Uuid;
@@ -175,6 +178,117 @@ impl Api {
         Ok(self.client.safety_net(id).await?)
     }
 
+    /// Follow the live board: `on_board` gets every board the server pushes. Returns when the stream
+    /// ends or fails; the caller reconnects. On the web this reads the Server-Sent Events through
+    /// `fetch` (an `EventSource` cannot send the bearer token).
+    pub async fn watch_board(&self, on_board: impl FnMut(BoardView)) -> ApiResult<()> {
+        board_stream::watch(&self.client, on_board).await
+    }
+
+    pub async fn acknowledge(&self, id: Uuid) -> ApiResult<AlertView> {
+        Ok(self.client.acknowledge_alert(id).await?)
+    }
+
+    pub async fn resolve(&self, id: Uuid, request: &ResolveAlertRequest) -> ApiResult<AlertView> {
+        Ok(self.client.resolve_alert(id, request).await?)
+    }
+
+    pub async fn message_worker(&self, id: Uuid, text: &str) -> ApiResult<AlertView> {
+        Ok(self.client.message_worker(id, text).await?)
+    }
+
+    pub async fn session_messages(&self, session_id: Uuid) -> ApiResult<Vec<AlertMessage>> {
+        Ok(self.client.session_messages(session_id).await?)
+    }
+
+    pub async fn answer(&self, session_id: Uuid, text: &str) -> ApiResult<AlertMessage> {
+        Ok(self.client.answer_message(session_id, text).await?)
+    }
+
+    pub async fn approve(&self, id: Uuid) -> ApiResult<SessionView> {
+        Ok(self.client.approve(id).await?)
+    }
+
+    pub async fn reject(&self, id: Uuid, reason: &str) -> ApiResult<SessionView> {
+        Ok(self.client.reject(id, reason).await?)
+    }
+
+    pub async fn reviews(&self, status: &str) -> ApiResult<Vec<ReviewItem>> {
+        Ok(self.client.reviews(status).await?)
+    }
+
+    pub async fn mark_reviewed(&self, id: Uuid, action: &str) -> ApiResult<ReviewItem> {
+        Ok(self.client.mark_reviewed(id, action).await?)
+    }
+
+    pub async fn figures(&self, month: &str) -> ApiResult<MonthlyFigures> {
+        Ok(self.client.figures(month).await?)
+    }
+
+    pub async fn export_sessions(&self, from: &str, to: &str) -> ApiResult<String> {
+        Ok(self.client.export_sessions(from, to).await?)
+    }
+
+    pub async fn audit(&self, after_seq: i64, limit: i64) -> ApiResult<Vec<AuditEntry>> {
+        Ok(self.client.audit(after_seq, limit).await?)
+    }
+
+    pub async fn verify_audit(&self) -> ApiResult<AuditChainReport> {
+        Ok(self.client.verify_audit().await?)
+    }
+
+    pub async fn signal_map(&self, days: i64) -> ApiResult<SignalMap> {
+        Ok(self.client.signal_map(days).await?)
+    }
+
+    pub async fn mark_no_signal(&self, request: &NoSignalMarkRequest) -> ApiResult<NoSignalMark> {
+        Ok(self.client.mark_no_signal(request).await?)
+    }
+
+    pub async fn push_status(&self) -> ApiResult<PushStatus> {
+        Ok(self.client.push_status().await?)
+    }
+
+    pub async fn create_user(&self, request: &CreateUserRequest) -> ApiResult<UserView> {
+        Ok(self.client.create_user(request).await?)
+    }
+
+    pub async fn update_user(&self, id: Uuid, request: &UpdateUserRequest) -> ApiResult<UserView> {
+        Ok(self.client.update_user(id, request).await?)
+    }
+
+    /// A refused file comes back as `Ok(Err(rows))`.
+    pub async fn import_staff(&self, csv: &str) -> ApiResult<Result<ImportReport, ImportErrors>> {
+        Ok(self.client.import_staff(csv).await?)
+    }
+
+    pub async fn escalation_plans(&self) -> ApiResult<Vec<EscalationPlanView>> {
+        Ok(self.client.escalation_plans().await?)
+    }
+
+    pub async fn save_plan(&self, id: Option<Uuid>, request: &EscalationPlanRequest) -> ApiResult<EscalationPlanView> {
+        Ok(match id {
+            Some(id) => self.client.update_escalation_plan(id, request).await?,
+            None => self.client.create_escalation_plan(request).await?,
+        })
+    }
+
+    pub async fn approval_rules(&self) -> ApiResult<ApprovalRules> {
+        Ok(self.client.approval_rules().await?)
+    }
+
+    pub async fn set_approval_rules(&self, rules: &ApprovalRules) -> ApiResult<ApprovalRules> {
+        Ok(self.client.set_approval_rules(rules).await?)
+    }
+
+    pub async fn retention(&self) -> ApiResult<i64> {
+        Ok(self.client.retention().await?.location_retention_days)
+    }
+
+    pub async fn set_retention(&self, days: i64) -> ApiResult<i64> {
+        Ok(self.client.set_retention(days).await?.location_retention_days)
+    }
+
     /// `GET /health`: is the server there and well?
     pub async fn health(&self) -> ApiResult<()> {
         let (status, body) = self.client.raw(reqwest::Method::GET, "/health", None).await?;
@@ -211,6 +325,103 @@ impl Sender for Api {
                     Ok(_) => SendResult::Confirmed { ids: batch.ids(), session: None },
                     Err(e) => send_result(e.into()),
                 },
+            }
+        }
+    }
+}
+
+/// Reading the board's Server-Sent Events.
+#[cfg(not(target_arch = "wasm32"))]
+mod board_stream {
+    use homeward_shared::api::BoardView;
+    use homeward_shared::client::ApiClient;
+
+    use super::ApiResult;
+
+    pub async fn watch(client: &ApiClient, mut on_board: impl FnMut(BoardView)) -> ApiResult<()> {
+        let mut events = client.board_events().await?;
+        while let Some(board) = events.next().await? {
+            on_board(board);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod board_stream {
+    use homeward_shared::api::BoardView;
+    use homeward_shared::client::{ApiClient, parse_board_event};
+    use js_sys::{Reflect, Uint8Array};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{ApiError, ApiResult};
+
+    fn offline(what: &str, e: JsValue) -> ApiError {
+        ApiError::Offline(format!("{what}: {e:?}"))
+    }
+
+    /// Aborts the request when the screen that follows the board goes away.
+    struct Abort(web_sys::AbortController);
+
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    pub async fn watch(client: &ApiClient, mut on_board: impl FnMut(BoardView)) -> ApiResult<()> {
+        let window = web_sys::window().ok_or_else(|| ApiError::Offline("no window".into()))?;
+        let abort = Abort(web_sys::AbortController::new().map_err(|e| offline("abort controller", e))?);
+        let init = web_sys::RequestInit::new();
+        init.set_method("GET");
+        init.set_signal(Some(&abort.0.signal()));
+        let headers = web_sys::Headers::new().map_err(|e| offline("headers", e))?;
+        let _ = headers.set("accept", "text/event-stream");
+        if let Some(token) = client.token() {
+            let _ = headers.set("authorization", &format!("Bearer {token}"));
+        }
+        init.set_headers(&headers);
+        let url = format!("{}/api/v1/board/events", client.base());
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+            .await
+            .map_err(|e| offline("the board could not be reached", e))?
+            .dyn_into()
+            .map_err(|e| offline("not a response", e))?;
+        let status = response.status();
+        if !response.ok() {
+            let text = match response.text() {
+                Ok(promise) => JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let body =
+                serde_json::from_str::<homeward_shared::ErrorBody>(&text).unwrap_or(homeward_shared::ErrorBody {
+                    code: "unexpected_response".into(),
+                    message: format!("HTTP {status}"),
+                });
+            return Err(match status {
+                401 => ApiError::SignedOut(body.message),
+                408 | 429 | 500..=599 => ApiError::Unavailable(body.message),
+                code => ApiError::Refused { status: code, code: body.code, message: body.message },
+            });
+        }
+        let body = response.body().ok_or_else(|| ApiError::Unavailable("the board stream has no body".into()))?;
+        let reader: web_sys::ReadableStreamDefaultReader =
+            body.get_reader().dyn_into().map_err(|e| offline("no stream reader", e.into()))?;
+        let mut buffer: Vec<u8> = Vec::new();
+        loop {
+            let chunk = JsFuture::from(reader.read()).await.map_err(|e| offline("the board stream broke", e))?;
+            if Reflect::get(&chunk, &JsValue::from_str("done")).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+                return Ok(());
+            }
+            if let Ok(value) = Reflect::get(&chunk, &JsValue::from_str("value")) {
+                buffer.extend(Uint8Array::new(&value).to_vec());
+            }
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                if let Some(board) = parse_board_event(&String::from_utf8_lossy(&event)) {
+                    on_board(board);
+                }
             }
         }
     }

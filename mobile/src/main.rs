@@ -17,7 +17,10 @@ use dioxus::prelude::*;
 
 use platform::Platform;
 use state::AppState;
-use views::{Alert, Home, NotFound, Plan, Settings, Shell, SignIn, Today, Visit, VisitOutcome};
+use views::{
+    Admin, Alert, Approvals, Audit, Board, Home, NotFound, Plan, Records, Reviews, Settings, Shell, SignIn, Today,
+    Visit, VisitOutcome,
+};
 
 #[derive(Debug, Clone, PartialEq, Routable)]
 #[rustfmt::skip]
@@ -39,6 +42,18 @@ pub enum Route {
         Settings {},
         #[route("/alerts/:id")]
         Alert { id: String },
+        #[route("/board")]
+        Board {},
+        #[route("/approvals")]
+        Approvals {},
+        #[route("/reviews")]
+        Reviews {},
+        #[route("/records")]
+        Records {},
+        #[route("/audit")]
+        Audit {},
+        #[route("/admin")]
+        Admin {},
     #[end_layout]
     #[route("/:..segments")]
     NotFound { segments: Vec<String> },
@@ -82,3 +97,5 @@ fn native_stylesheet() -> Element {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_oversight;

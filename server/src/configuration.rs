@@ -40,6 +40,15 @@ pub struct Settings {
     /// taken from the working directory; `./scripts/run` builds it into `mobile/dist`.
     #[arg(long, global = true, env = "HOMEWARD_WEB_DIR", default_value = "mobile/dist")]
     pub web_dir: PathBuf,
+    /// Map tiles for the leaders' live board: a URL with `{z}`, `{x}` and `{y}`. Its origin is allowed
+    /// for images by the web client's Content-Security-Policy. The board's list and markers work without it.
+    #[arg(
+        long,
+        global = true,
+        env = "HOMEWARD_MAP_TILE_URL",
+        default_value = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )]
+    pub map_tile_url: String,
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod escalation;
 pub mod import;
+pub mod live;
 pub mod notify;
 pub mod openapi;
 pub mod routes;

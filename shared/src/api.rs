@@ -44,7 +44,7 @@ pub struct UserView {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUserRequest {
     pub email: String,
@@ -80,7 +80,7 @@ pub struct RowError {
 }
 
 /// The body of a refused CSV import: every bad row, and nothing was imported.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportErrors {
     pub code: String,
@@ -478,6 +478,9 @@ pub struct AlertView {
     pub instruction: Option<String>,
     pub raised_at: DateTime<Utc>,
     pub acknowledged_by: Option<Uuid>,
+    /// Who owns it, by name, so the others see who has it.
+    #[serde(default)]
+    pub acknowledged_by_name: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Uuid>,
     pub resolved_at: Option<DateTime<Utc>>,
@@ -490,6 +493,22 @@ pub struct AlertView {
     pub deliveries: Vec<DeliveryView>,
     /// Delivery in words, e.g. "sent to 2 of Priya Okafor's devices at 14:05:03; one endpoint gone".
     pub delivery_summary: Vec<String>,
+    /// Messages between the responders and the worker about this alert, oldest first.
+    #[serde(default)]
+    pub messages: Vec<AlertMessage>,
+    /// Where the phone has been during the visit: its latest positions, newest first (at most 50).
+    #[serde(default)]
+    pub trail: Vec<TrailPoint>,
+}
+
+/// One position from the phone during the visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrailPoint {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -635,10 +654,265 @@ pub struct TestMessageRequest {
     pub channel: crate::escalation::Channel,
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Leaders, the DSL and admins: the live board, messages to the worker, the review queue, the monthly
+// figures, the signal-loss map.
+
+/// The last position a phone sent during a visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BoardPosition {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub at: DateTime<Utc>,
+    /// How old the position was when the board was made.
+    pub age_seconds: i64,
+}
+
+/// The open alert of a visit on the board, and who owns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BoardAlert {
+    pub id: Uuid,
+    pub kind: AlertKind,
+    pub status: AlertStatus,
+    pub owner_id: Option<Uuid>,
+    pub owner_name: Option<String>,
+}
+
+/// One live visit on the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BoardEntry {
+    pub session_id: Uuid,
+    pub worker_id: Uuid,
+    pub worker_name: String,
+    pub kind: String,
+    pub sub_kind: Option<String>,
+    pub address: String,
+    /// `active`, `overdue` or `alarm`.
+    pub status: SessionStatus,
+    pub alarm: Option<AlarmKind>,
+    pub deadline: Option<DateTime<Utc>>,
+    /// Seconds from the board's time to the deadline; negative once it has passed.
+    pub seconds_to_deadline: Option<i64>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub last_position: Option<BoardPosition>,
+    pub battery_percent: Option<i64>,
+    /// The visit's open alerts, most urgent first.
+    pub alerts: Vec<BoardAlert>,
+}
+
+/// Every live visit of the school, alarms first, then overdue, then by deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BoardView {
+    pub generated_at: DateTime<Utc>,
+    /// Map tiles for the board's map: `{z}`, `{x}` and `{y}` are replaced.
+    pub map_tile_url: String,
+    pub sessions: Vec<BoardEntry>,
+}
+
+/// Who wrote a message about an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageDirection {
+    /// A leader to the worker ("Are you OK?").
+    ToWorker,
+    /// The worker's answer.
+    FromWorker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertMessage {
+    pub id: Uuid,
+    pub alert_id: Uuid,
+    pub session_id: Uuid,
+    pub direction: MessageDirection,
+    pub sender_id: Uuid,
+    pub sender_name: String,
+    pub text: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendMessageRequest {
+    /// 1 to 500 characters.
+    pub text: String,
+}
+
+/// The answers offered to the worker in one tap.
+pub const QUICK_REPLIES: [&str; 3] = ["I'm OK", "Call me", "I need help now"];
+
+/// Why something is in the DSL's review queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewKind {
+    /// The worker recorded a safeguarding concern in the visit's outcome.
+    Concern,
+    /// An alert resolved as an incident or a police call.
+    Incident,
+    /// An alarm (missed deadline, panic, duress) resolved otherwise.
+    ResolvedAlarm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReviewItem {
+    /// The session (a concern) or the alert (an incident or a resolved alarm): what a review is recorded
+    /// against.
+    pub subject_id: Uuid,
+    pub kind: ReviewKind,
+    pub session_id: Uuid,
+    pub worker_name: String,
+    pub session_kind: String,
+    pub pupil_reference: Option<String>,
+    /// When it happened: the visit's end, or the alert's resolution.
+    pub occurred_at: DateTime<Utc>,
+    /// What happened, in words.
+    pub summary: String,
+    pub notes: String,
+    pub reviewed_by: Option<Uuid>,
+    pub reviewed_by_name: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub action_taken: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarkReviewedRequest {
+    /// What the DSL did about it: 1 to 2000 characters.
+    pub action_taken: String,
+}
+
+/// A count under a name (a session kind, an alert kind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NamedCount {
+    pub name: String,
+    pub count: i64,
+}
+
+/// How long something took, over the month's alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DurationFigures {
+    /// How many alerts the figures are over.
+    pub count: i64,
+    pub median_seconds: Option<i64>,
+    pub p95_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MonthlyFigures {
+    /// `YYYY-MM`; months run in UTC.
+    pub month: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Sessions planned to start in the month, by kind.
+    pub sessions_by_kind: Vec<NamedCount>,
+    pub sessions_total: i64,
+    /// Alerts raised in the month, by kind.
+    pub alerts_by_kind: Vec<NamedCount>,
+    pub alerts_total: i64,
+    pub false_alarms: i64,
+    pub incidents: i64,
+    /// From an alert being raised to a leader taking ownership.
+    pub time_to_ownership: DurationFigures,
+    /// From an alert being raised to its resolution.
+    pub time_to_resolve: DurationFigures,
+    /// Check-ins that arrived after their deadline had passed.
+    pub late_check_ins: i64,
+}
+
+/// One cell of the signal-loss map: where phones lost signal more than once, or staff said so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignalCell {
+    /// The cell's centre.
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Pings stopped here (the last fix before a gap).
+    pub gaps: i64,
+    /// Staff marked "no signal here".
+    pub marks: i64,
+    /// Different visits with a gap here.
+    pub sessions: i64,
+    pub last_at: DateTime<Utc>,
+    /// Two or more gaps or marks: an area to warn staff about.
+    pub repeated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignalMap {
+    pub cell_size_m: i64,
+    /// A gap is this long or longer without a ping during a live visit.
+    pub gap_seconds: i64,
+    pub since: DateTime<Utc>,
+    /// Most gaps and marks first.
+    pub cells: Vec<SignalCell>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestMessageReport {
     pub channel: crate::escalation::Channel,
     /// One result per destination: each browser for push, the address for e-mail, the number for SMS.
     pub results: Vec<TestPushResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoSignalMarkRequest {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoSignalMark {
+    pub id: Uuid,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether the caller can be reached by push: a leader with no device is told on every screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushStatus {
+    pub devices: i64,
+    /// The caller receives alerts (a leader or the DSL) and has no device subscribed.
+    pub needs_subscription: bool,
+    pub message: Option<String>,
+}
+
+/// An admin's change to a user: roles, line manager, active. Missing fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateUserRequest {
+    pub roles: Option<Vec<Role>>,
+    /// `null` or absent keeps the line manager; see `clear_line_manager`.
+    pub line_manager_id: Option<Uuid>,
+    #[serde(default)]
+    pub clear_line_manager: bool,
+    pub active: Option<bool>,
+}
+
+/// How long location pings are kept after a visit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionSettings {
+    /// 1 to 3650 days.
+    pub location_retention_days: i64,
 }

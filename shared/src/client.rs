@@ -282,6 +282,86 @@ impl ApiClient {
         self.post(&format!("/api/v1/alerts/{id}/resolve"), body).await
     }
 
+    pub async fn board(&self) -> ClientResult<BoardView> {
+        self.get("/api/v1/board").await
+    }
+
+    /// Open the live board's event stream (`text/event-stream`); read it with [`BoardEvents::next`].
+    /// Not on wasm32, whose `reqwest` cannot read a body as it arrives: the web client reads the stream
+    /// through `fetch` itself.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn board_events(&self) -> ClientResult<BoardEvents> {
+        let response =
+            self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream").send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(error_from(status, response).await);
+        }
+        Ok(BoardEvents { response, buffer: String::new() })
+    }
+
+    pub async fn message_worker(&self, alert_id: Uuid, text: &str) -> ClientResult<AlertView> {
+        self.post(&format!("/api/v1/alerts/{alert_id}/messages"), &SendMessageRequest { text: text.into() }).await
+    }
+
+    pub async fn session_messages(&self, session_id: Uuid) -> ClientResult<Vec<AlertMessage>> {
+        self.get(&format!("/api/v1/sessions/{session_id}/messages")).await
+    }
+
+    pub async fn answer_message(&self, session_id: Uuid, text: &str) -> ClientResult<AlertMessage> {
+        self.post(&format!("/api/v1/sessions/{session_id}/messages"), &SendMessageRequest { text: text.into() }).await
+    }
+
+    /// `status`: `pending`, `done` or `all`.
+    pub async fn reviews(&self, status: &str) -> ClientResult<Vec<ReviewItem>> {
+        self.get(&format!("/api/v1/reviews?status={status}")).await
+    }
+
+    pub async fn mark_reviewed(&self, subject_id: Uuid, action_taken: &str) -> ClientResult<ReviewItem> {
+        self.post(&format!("/api/v1/reviews/{subject_id}"), &MarkReviewedRequest { action_taken: action_taken.into() })
+            .await
+    }
+
+    /// `month`: `YYYY-MM`.
+    pub async fn figures(&self, month: &str) -> ClientResult<MonthlyFigures> {
+        self.get(&format!("/api/v1/figures?month={month}")).await
+    }
+
+    /// Sessions planned from `from` to `to` (inclusive, `YYYY-MM-DD`) as CSV text.
+    pub async fn export_sessions(&self, from: &str, to: &str) -> ClientResult<String> {
+        let response =
+            self.request(Method::GET, &format!("/api/v1/export/sessions?from={from}&to={to}")).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.text().await?);
+        }
+        Err(error_from(status, response).await)
+    }
+
+    pub async fn signal_map(&self, days: i64) -> ClientResult<SignalMap> {
+        self.get(&format!("/api/v1/signal-map?days={days}")).await
+    }
+
+    pub async fn mark_no_signal(&self, body: &NoSignalMarkRequest) -> ClientResult<NoSignalMark> {
+        self.post("/api/v1/signal-marks", body).await
+    }
+
+    pub async fn push_status(&self) -> ClientResult<PushStatus> {
+        self.get("/api/v1/push/status").await
+    }
+
+    pub async fn update_user(&self, id: Uuid, body: &UpdateUserRequest) -> ClientResult<UserView> {
+        self.put(&format!("/api/v1/users/{id}"), body).await
+    }
+
+    pub async fn retention(&self) -> ClientResult<RetentionSettings> {
+        self.get("/api/v1/school/retention").await
+    }
+
+    pub async fn set_retention(&self, days: i64) -> ClientResult<RetentionSettings> {
+        self.put("/api/v1/school/retention", &RetentionSettings { location_retention_days: days }).await
+    }
+
     /// A raw request, for tests of bad input: returns the status and the body as JSON (or `null`).
     pub async fn raw(
         &self,
@@ -305,6 +385,53 @@ impl ApiClient {
         let bytes = response.bytes().await?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
     }
+}
+
+/// The live board's Server-Sent Events, read one board at a time.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct BoardEvents {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl BoardEvents {
+    /// The next board the server sends; `Ok(None)` when the stream ends.
+    pub async fn next(&mut self) -> ClientResult<Option<BoardView>> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                if let Some(board) = parse_board_event(&event) {
+                    return Ok(Some(board));
+                }
+            }
+            match self.response.chunk().await? {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The board in one Server-Sent Event (`event: board` and its `data:` lines); `None` for comments and
+/// other events.
+pub fn parse_board_event(event: &str) -> Option<BoardView> {
+    let mut name = "message";
+    let mut data = String::new();
+    for line in event.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = value.trim();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    if name != "board" || data.is_empty() {
+        return None;
+    }
+    serde_json::from_str(&data).ok()
 }
 
 pub enum RawBody {

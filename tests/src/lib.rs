@@ -125,6 +125,7 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         poll_ms: 50,
         signal_lost_secs: 600,
         geofence_follow_up_secs: 120,
+        map_tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
         web_dir: db.data_dir.join("no-web-build"),
         cors_origins: Vec::new(),
         public_url: Some("https://homeward.test".into()),

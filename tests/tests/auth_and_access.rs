@@ -468,6 +468,10 @@ const MATRIX: &[Row] = &[
     row("GET",  "/api/v1/school/on-call-rota",              "", [401, 403, 403, 200, 200, 200, 200, 200]),
     row("PUT",  "/api/v1/school/on-call-rota",              "", [401, 403, 403, 403, 403, 200, 403, 200]),
     row("GET",  "/api/v1/school/reachability",              "", [401, 403, 403, 200, 200, 200, 200, 200]),
+    // Changes a fresh user of school A.
+    row("PUT",  "/api/v1/users/{id}",                       "", [401, 403, 403, 403, 403, 200, 403, 404]),
+    row("GET",  "/api/v1/school/retention",                 "", [401, 403, 403, 403, 200, 200, 403, 200]),
+    row("PUT",  "/api/v1/school/retention",                 "", [401, 403, 403, 403, 403, 200, 403, 200]),
     row("GET",  "/api/v1/sessions",                         "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/sessions", "?scope=school",            [401, 403, 403, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/sessions", "?scope=pending_approval",  [401, 403, 403, 200, 200, 403, 200, 200]),
@@ -483,6 +487,9 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/sessions/{id}/events",             "", [401, 200, 404, 403, 403, 403, 404, 404]),
     row("POST", "/api/v1/sessions/{id}/pings",              "", [401, 200, 404, 403, 403, 403, 404, 404]),
     row("POST", "/api/v1/sessions/{id}/outcome",            "", [401, 200, 404, 403, 403, 403, 404, 404]),
+    // Messages about the visit's alert: its people and overseers read; only its people answer.
+    row("GET",  "/api/v1/sessions/{id}/messages",           "", [401, 200, 404, 200, 200, 200, 404, 404]),
+    row("POST", "/api/v1/sessions/{id}/messages",           "", [401, 201, 404, 403, 403, 403, 404, 404]),
     row("GET",  "/api/v1/escalation-plans",                 "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("POST", "/api/v1/escalation-plans",                 "", [401, 403, 403, 403, 403, 201, 403, 201]),
     row("PUT",  "/api/v1/escalation-plans/{id}",            "", [401, 403, 403, 403, 403, 200, 403, 404]),
@@ -493,12 +500,25 @@ const MATRIX: &[Row] = &[
     row("GET",  "/api/v1/alerts/{id}",                      "", [401, 403, 403, 200, 200, 200, 404, 404]),
     row("POST", "/api/v1/alerts/{id}/acknowledge",          "", [401, 403, 403, 200, 200, 403, 404, 404]),
     row("POST", "/api/v1/alerts/{id}/resolve",              "", [401, 403, 403, 200, 200, 403, 404, 404]),
+    row("POST", "/api/v1/alerts/{id}/messages",             "", [401, 403, 403, 201, 201, 403, 404, 404]),
+    // The live board: each school sees its own.
+    row("GET",  "/api/v1/board",                            "", [401, 403, 403, 200, 200, 200, 200, 200]),
+    row("GET",  "/api/v1/board/events",                     "", [401, 403, 403, 200, 200, 200, 200, 200]),
+    row("GET",  "/api/v1/signal-map",                       "", [401, 403, 403, 200, 200, 200, 200, 200]),
+    row("GET",  "/api/v1/signal-marks",                     "", [401, 200, 200, 200, 200, 200, 200, 200]),
+    row("POST", "/api/v1/signal-marks",                     "", [401, 201, 201, 201, 201, 201, 201, 201]),
+    // The DSL's records; a review of school A's resolved alarm is a 404 to school B.
+    row("GET",  "/api/v1/reviews",                          "", [401, 403, 403, 403, 200, 403, 403, 200]),
+    row("POST", "/api/v1/reviews/{id}",                     "", [401, 403, 403, 403, 200, 403, 403, 404]),
+    row("GET",  "/api/v1/figures",                          "", [401, 403, 403, 403, 200, 200, 403, 200]),
+    row("GET",  "/api/v1/export/sessions",                  "", [401, 403, 403, 403, 200, 200, 403, 200]),
     // Push: each caller manages their own devices; DELETE tries to remove the worker's device.
     row("GET",  "/api/v1/push/vapid-public-key",            "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/push/subscriptions",               "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("POST", "/api/v1/push/subscriptions",               "", [401, 201, 201, 201, 201, 201, 201, 201]),
     row("DELETE", "/api/v1/push/subscriptions",             "", [401, 204, 404, 404, 404, 404, 404, 404]),
     row("POST", "/api/v1/push/test",                        "", [401, 200, 200, 200, 200, 200, 200, 200]),
+    row("GET",  "/api/v1/push/status",                      "", [401, 200, 200, 200, 200, 200, 200, 200]),
     row("GET",  "/api/v1/audit",                            "", [401, 403, 403, 403, 200, 200, 403, 200]),
     row("GET",  "/api/v1/audit/verify",                     "", [401, 403, 403, 403, 200, 200, 403, 200]),
 ];
@@ -551,8 +571,50 @@ async fn prepare(world: &World, row: &Row, caller: Caller) -> (ApiClient, String
     let tag = short_tag();
     let mut client = world.client(caller);
     let mut id: Option<Uuid> = None;
+    let mut query = row.query.to_string();
     let body = match (row.method, row.path) {
+        ("GET", "/api/v1/export/sessions") => {
+            let today = Utc::now().format("%Y-%m-%d");
+            query = format!("?from={today}&to={today}");
+            None
+        }
+        ("GET", "/api/v1/sessions/{id}/messages") => {
+            id = Some(started_visit(worker).await);
+            None
+        }
         ("GET", _) if !row.path.contains("{id}") => None,
+        ("PUT", "/api/v1/users/{id}") => {
+            let fresh = a.admin.api.create_user(&new_user_request(&tag)).await.expect("a user of school A");
+            id = Some(fresh.id);
+            Some(RawBody::Json(json!({ "roles": ["staff", "leader"] })))
+        }
+        ("PUT", "/api/v1/school/retention") => Some(RawBody::Json(json!({ "location_retention_days": 45 }))),
+        ("POST", "/api/v1/sessions/{id}/messages") => {
+            let (session, alert) = panic_alert(a).await;
+            a.leader.api.message_worker(alert, "Are you OK?").await.expect("the leader asks");
+            id = Some(session);
+            Some(RawBody::Json(json!({ "text": "I'm OK" })))
+        }
+        ("POST", "/api/v1/alerts/{id}/messages") => {
+            id = Some(panic_alert(a).await.1);
+            Some(RawBody::Json(json!({ "text": "Are you OK?" })))
+        }
+        ("POST", "/api/v1/signal-marks") => {
+            Some(RawBody::Json(json!({ "latitude": 51.5, "longitude": -0.12, "note": "No bars here" })))
+        }
+        ("POST", "/api/v1/reviews/{id}") => {
+            let alert = panic_alert(a).await.1;
+            let resolve = json!({ "resolution": "false_alarm", "notes": "Pressed by mistake" });
+            let (status, _) = a
+                .leader
+                .api
+                .raw(Method::POST, &format!("/api/v1/alerts/{alert}/resolve"), Some(RawBody::Json(resolve)))
+                .await
+                .expect("resolve");
+            assert_eq!(status, StatusCode::OK, "the leader resolves the alarm");
+            id = Some(alert);
+            Some(RawBody::Json(json!({ "action_taken": "Spoke to the worker" })))
+        }
         ("POST", "/api/v1/auth/login") => {
             let email = world.member(caller).map_or(a.staff.user.email.clone(), |m| m.user.email.clone());
             Some(RawBody::Json(json!({ "email": email, "password": PASSWORD })))
@@ -646,7 +708,7 @@ async fn prepare(world: &World, row: &Row, caller: Caller) -> (ApiClient, String
         path = path.replace("{id}", &id.to_string());
     }
     assert!(!path.contains('{'), "no id was made for {}", row.path);
-    path.push_str(row.query);
+    path.push_str(&query);
     (client, path, body)
 }
 
@@ -712,7 +774,19 @@ async fn authorization_matrix_covers_every_endpoint(backend: Backend) {
         for (caller, want) in CALLERS.into_iter().zip(row.expect) {
             let (client, path, body) = prepare(&world, row, caller).await;
             let method = Method::from_bytes(row.method.as_bytes()).expect("a method");
-            let (got, response) = client.raw(method, &path, body).await.expect("the server answers");
+            let (got, response) = if row.path == "/api/v1/board/events" {
+                // A stream never ends: read its first board, or its refusal.
+                match client.board_events().await {
+                    Ok(mut events) => {
+                        let board = events.next().await.expect("the stream is readable").expect("a first board");
+                        (StatusCode::OK, serde_json::to_value(board).expect("the board as JSON"))
+                    }
+                    Err(ClientError::Api { status, body }) => (status, json!(body)),
+                    Err(e) => panic!("the board stream did not answer: {e}"),
+                }
+            } else {
+                client.raw(method, &path, body).await.expect("the server answers")
+            };
             let got = got.as_u16();
             let cell = format!("{} {}{}", row.method, row.path, row.query);
             let mut ok = true;

@@ -174,7 +174,7 @@ impl Refusals {
 
 /// Every table a request can write to, but the delivery outbox (which the deliverer works through in the
 /// background).
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 16] = [
     "schools",
     "users",
     "access_tokens",
@@ -188,12 +188,15 @@ const TABLES: [&str; 13] = [
     "push_subscriptions",
     "on_call_rotas",
     "safety_net_checks",
+    "alert_messages",
+    "reviews",
+    "no_signal_marks",
 ];
 
 type UserRow = (String, String, String, String, String, i64, String, String, String);
 type PlanRow = (String, String, String, i64, i64, i64);
 type SessionRow = (String, String, String, i64);
-type RulesRow = (String, i64, Option<String>, i64);
+type RulesRow = (String, i64, Option<String>, i64, i64);
 type AlertRow = (String, String, String, String, i64);
 
 #[derive(Debug, PartialEq)]
@@ -241,7 +244,8 @@ impl Snapshot {
                 .await
                 .expect("read sessions");
         let rules = sqlx::query_as(
-            "select school_id, safe_and_well_needs_approval, approval_from_risk, high_risk_needs_companion from schools \
+            "select school_id, safe_and_well_needs_approval, approval_from_risk, high_risk_needs_companion, \
+             location_retention_days from schools \
              order by school_id",
         )
         .fetch_all(pool)
@@ -1744,8 +1748,201 @@ async fn channels_and_rota_refuse_bad_input(backend: Backend) {
     refusals.assert_all_refused();
 }
 
+/// The leaders', the DSL's and the admins' endpoints: messages, reviews, figures, the export, the signal
+/// map and marks, changes to users, the retention period.
+async fn oversight_endpoints_refuse_bad_input(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut refusals = Refusals::default();
+    let school = app.school("Oversight Input School").await;
+    let live = started_visit(&school.staff.api).await;
+    school
+        .staff
+        .api
+        .send_events(live, &[event(ClientEventKind::Panic { location: None }, Duration::zero())])
+        .await
+        .expect("panic");
+    let alert = school.leader.api.alerts("open").await.expect("alerts").remove(0).id;
+    let calm = started_visit(&school.other_staff.api).await;
+    let staff_id = school.staff.id();
+    let long = "x".repeat(501);
+
+    let leader = vec![
+        Case::post("message: empty", format!("/api/v1/alerts/{alert}/messages"), json!({"text": "  "})).refused(
+            422,
+            "invalid_text",
+            "text",
+        ),
+        Case::post("message: too long", format!("/api/v1/alerts/{alert}/messages"), json!({"text": long})).refused(
+            422,
+            "invalid_text",
+            "text",
+        ),
+        Case::post("message: no text", format!("/api/v1/alerts/{alert}/messages"), json!({})).refused(
+            400,
+            "invalid_json",
+            "text",
+        ),
+        Case::post("message: text is a number", format!("/api/v1/alerts/{alert}/messages"), json!({"text": 7}))
+            .refused(400, "invalid_json", "text"),
+        Case::post(
+            "message: an alert that does not exist",
+            format!("/api/v1/alerts/{}/messages", Uuid::new_v4()),
+            json!({"text": "Hi"}),
+        )
+        .refused(404, "not_found", ""),
+        Case::post("message: not a uuid", "/api/v1/alerts/not-a-uuid/messages", json!({"text": "Hi"})).refused(
+            404,
+            "not_found",
+            "",
+        ),
+        Case::get("signal map: zero days", "/api/v1/signal-map?days=0").refused(422, "invalid_days", "days"),
+        Case::get("signal map: days is text", "/api/v1/signal-map?days=many").refused(400, "invalid_query", "days"),
+    ];
+    refusals.check(&app, &school.leader.api, leader).await;
+
+    let staff = vec![
+        Case::post("answer: nobody asked", format!("/api/v1/sessions/{live}/messages"), json!({"text": "I'm OK"}))
+            .refused(409, "nothing_to_answer", ""),
+        Case::post("answer: empty", format!("/api/v1/sessions/{live}/messages"), json!({"text": ""})).refused(
+            422,
+            "invalid_text",
+            "text",
+        ),
+        Case::post("answer: someone else's visit", format!("/api/v1/sessions/{calm}/messages"), json!({"text": "OK"}))
+            .refused(404, "not_found", ""),
+        Case::post("mark: latitude out of range", "/api/v1/signal-marks", json!({"latitude": 91.0, "longitude": 0.0}))
+            .refused(422, "invalid_latitude", "latitude"),
+        Case::post(
+            "mark: longitude out of range",
+            "/api/v1/signal-marks",
+            json!({"latitude": 51.0, "longitude": -181.0}),
+        )
+        .refused(422, "invalid_longitude", "longitude"),
+        Case::post("mark: no longitude", "/api/v1/signal-marks", json!({"latitude": 51.0})).refused(
+            400,
+            "invalid_json",
+            "longitude",
+        ),
+        Case::post(
+            "mark: a long note",
+            "/api/v1/signal-marks",
+            json!({"latitude": 51.0, "longitude": 0.0, "note": "n".repeat(301)}),
+        )
+        .refused(422, "invalid_note", "note"),
+        Case::post("mark: latitude is text", "/api/v1/signal-marks", json!({"latitude": "north", "longitude": 0.0}))
+            .refused(400, "invalid_json", "latitude"),
+    ];
+    refusals.check(&app, &school.staff.api, staff).await;
+
+    let dsl = vec![
+        Case::get("reviews: an unknown status", "/api/v1/reviews?status=later").refused(
+            400,
+            "invalid_status",
+            "status",
+        ),
+        Case::post("review: no action", format!("/api/v1/reviews/{alert}"), json!({"action_taken": " "})).refused(
+            422,
+            "invalid_action_taken",
+            "action_taken",
+        ),
+        Case::post(
+            "review: an open alert is not an item",
+            format!("/api/v1/reviews/{alert}"),
+            json!({"action_taken": "Done"}),
+        )
+        .refused(404, "not_found", ""),
+        Case::post("review: not a uuid", "/api/v1/reviews/42", json!({"action_taken": "Done"})).refused(
+            404,
+            "not_found",
+            "",
+        ),
+        Case::post("review: action missing", format!("/api/v1/reviews/{alert}"), json!({})).refused(
+            400,
+            "invalid_json",
+            "action_taken",
+        ),
+        Case::get("figures: a bad month", "/api/v1/figures?month=2026-13").refused(422, "invalid_month", "month"),
+        Case::get("figures: words", "/api/v1/figures?month=last").refused(422, "invalid_month", "month"),
+        Case::get("export: no dates", "/api/v1/export/sessions").refused(422, "invalid_from", "from"),
+        Case::get("export: no end", "/api/v1/export/sessions?from=2026-01-01").refused(422, "invalid_to", "to"),
+        Case::get("export: a bad date", "/api/v1/export/sessions?from=01/01/2026&to=2026-01-02").refused(
+            422,
+            "invalid_from",
+            "from",
+        ),
+        Case::get("export: backwards", "/api/v1/export/sessions?from=2026-02-01&to=2026-01-01").refused(
+            422,
+            "invalid_to",
+            "to",
+        ),
+        Case::get("export: over a year", "/api/v1/export/sessions?from=2025-01-01&to=2026-06-01").refused(
+            422,
+            "invalid_to",
+            "366",
+        ),
+    ];
+    refusals.check(&app, &school.dsl.api, dsl).await;
+
+    let admin = vec![
+        Case::put("user: no roles", format!("/api/v1/users/{staff_id}"), json!({"roles": []})).refused(
+            422,
+            "invalid_roles",
+            "roles",
+        ),
+        Case::put("user: an unknown role", format!("/api/v1/users/{staff_id}"), json!({"roles": ["boss"]})).refused(
+            400,
+            "invalid_json",
+            "roles",
+        ),
+        Case::put("user: their own manager", format!("/api/v1/users/{staff_id}"), json!({"line_manager_id": staff_id}))
+            .refused(422, "invalid_line_manager_id", "line_manager_id"),
+        Case::put(
+            "user: a manager from nowhere",
+            format!("/api/v1/users/{staff_id}"),
+            json!({"line_manager_id": Uuid::new_v4()}),
+        )
+        .refused(422, "invalid_line_manager_id", "line_manager_id"),
+        Case::put(
+            "user: a manager and clear",
+            format!("/api/v1/users/{staff_id}"),
+            json!({"line_manager_id": school.leader.id(), "clear_line_manager": true}),
+        )
+        .refused(422, "invalid_line_manager_id", "line_manager_id"),
+        Case::put("user: active is text", format!("/api/v1/users/{staff_id}"), json!({"active": "no"})).refused(
+            400,
+            "invalid_json",
+            "active",
+        ),
+        Case::put("user: deactivate myself", format!("/api/v1/users/{}", school.admin.id()), json!({"active": false}))
+            .refused(409, "own_admin_account", ""),
+        Case::put("user: not a uuid", "/api/v1/users/someone", json!({"active": false})).refused(404, "not_found", ""),
+        Case::put("user: nobody", format!("/api/v1/users/{}", Uuid::new_v4()), json!({"active": false})).refused(
+            404,
+            "not_found",
+            "",
+        ),
+        Case::put("retention: zero days", "/api/v1/school/retention", json!({"location_retention_days": 0})).refused(
+            422,
+            "invalid_location_retention_days",
+            "location_retention_days",
+        ),
+        Case::put("retention: eleven years", "/api/v1/school/retention", json!({"location_retention_days": 4000}))
+            .refused(422, "invalid_location_retention_days", "location_retention_days"),
+        Case::put("retention: text", "/api/v1/school/retention", json!({"location_retention_days": "forever"}))
+            .refused(400, "invalid_json", "location_retention_days"),
+        Case::put("retention: missing", "/api/v1/school/retention", json!({})).refused(
+            400,
+            "invalid_json",
+            "location_retention_days",
+        ),
+    ];
+    refusals.check(&app, &school.admin.api, admin).await;
+    refusals.assert_all_refused();
+}
+
 on_both_databases!(
     channels_and_rota_refuse_bad_input,
+    oversight_endpoints_refuse_bad_input,
     login_refuses_bad_input,
     create_user_refuses_bad_input,
     import_refuses_bad_input,

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-                   img-src 'self' data: https://*.tile.openstreetmap.org; connect-src 'self'; worker-src 'self'; \
+                   img-src 'self' data: https://tile.openstreetmap.org https://*.tile.openstreetmap.org; connect-src 'self'; worker-src 'self'; \
                    manifest-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 const INDEX: &str = "<!doctype html><html><head><title>Homeward</title>\

@@ -150,6 +150,18 @@ pub async fn sleep(duration: std::time::Duration) {
     tokio::time::sleep(duration).await;
 }
 
+/// A link the user can save `text` from as a file: a `blob:` URL in the browser; `None` elsewhere (the
+/// desktop and phone builds show the text instead).
+pub fn download_url(text: &str, mime: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    return web::download_url(text, mime);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (text, mime);
+        None
+    }
+}
+
 /// The first of `future` and a timeout.
 pub async fn with_timeout<T>(duration: std::time::Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
     use futures::future::{Either, select};

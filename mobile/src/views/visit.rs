@@ -234,8 +234,10 @@ fn VisitPage(id: String) -> Element {
     let to_outcome = move || {
         navigator().push(Route::VisitOutcome { id: id.to_string() });
     };
+    let live = projected.status_at(now).is_live();
 
     rsx! {
+        super::messages::VisitMessages { session_id: id, live }
         VisitScreen {
             model,
             on_start: move |_| {

@@ -3,6 +3,7 @@
 
 mod migrations;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct Db {
     pub signals: crate::escalation::signals::SignalSettings,
     /// Which channels the outbox may queue for; travels with every write transaction.
     pub channels: crate::notify::Configured,
+    /// Tells live boards that a school changed, once the transaction that changed it commits.
+    pub live: crate::live::LiveChanges,
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
@@ -44,6 +47,9 @@ pub struct WriteTx {
     pub channels: crate::notify::Configured,
     timers_changed: Arc<Notify>,
     deliveries_changed: Arc<Notify>,
+    live: crate::live::LiveChanges,
+    /// Schools whose live boards must look again once this commits.
+    touched: BTreeSet<uuid::Uuid>,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
@@ -61,8 +67,17 @@ impl WriteTx {
         }
     }
 
+    /// Mark `school` as changed: its live boards refresh after the commit (never before, so they cannot
+    /// read what is not yet there, and never for a rollback).
+    pub fn touch(&mut self, school: uuid::Uuid) {
+        self.touched.insert(school);
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await?;
+        for school in &self.touched {
+            self.live.publish(*school);
+        }
         if self.wrote_timers {
             self.timers_changed.notify_waiters();
         }
@@ -117,6 +132,7 @@ impl Db {
             deliveries_changed: Arc::new(Notify::new()),
             signals: crate::escalation::signals::SignalSettings::default(),
             channels: crate::notify::Configured::default(),
+            live: crate::live::LiveChanges::new(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
@@ -137,6 +153,8 @@ impl Db {
             channels: self.channels,
             timers_changed: self.timers_changed.clone(),
             deliveries_changed: self.deliveries_changed.clone(),
+            live: self.live.clone(),
+            touched: BTreeSet::new(),
             _gate: gate,
         })
     }

@@ -147,6 +147,7 @@ async fn open_for_session(tx: &mut WriteTx, session_id: Uuid) -> Result<Vec<Aler
 }
 
 async fn write(tx: &mut WriteTx, alert: &Alert, now: Timestamp) -> Result<(), ApiError> {
+    tx.touch(alert.school_id);
     sqlx::query(
         "update alerts set status = $1, steps_fired = $2, instruction = $3, acknowledged_by = $4, acknowledged_at = $5, \
          resolved_by = $6, resolved_at = $7, resolution = $8, resolution_notes = $9, stood_down_at = $10, updated_at = $11 \

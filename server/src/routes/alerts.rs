@@ -1,6 +1,9 @@
 use actix_web::{HttpResponse, web};
 use chrono::Duration;
-use homeward_shared::api::{AlertKind, AlertView, ResolveAlertRequest};
+use homeward_shared::api::{
+    AlertKind, AlertStatus, AlertView, MessageDirection, PushPayload, ResolveAlertRequest, SendMessageRequest,
+    TrailPoint,
+};
 use homeward_shared::session::{Event, EventKind};
 use homeward_shared::{ErrorBody, FieldError, Role};
 use serde::Deserialize;
@@ -13,8 +16,8 @@ use crate::notify::outbox;
 use crate::routes::extract::{Json, Query};
 use crate::routes::parse_path_id;
 use crate::state::AppState;
-use crate::store::plans;
 use crate::store::sessions::{self, NewEvent, SessionRow, Source};
+use crate::store::{audit, messages, plans};
 
 const RESPONDERS: [Role; 3] = [Role::Leader, Role::Dsl, Role::Admin];
 
@@ -40,6 +43,10 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
         instruction: alert.instruction.clone(),
         raised_at: alert.raised_at,
         acknowledged_by: alert.acknowledged_by,
+        acknowledged_by_name: match alert.acknowledged_by {
+            Some(owner) => crate::store::users::get(&state.db.pool, owner).await?.map(|u| u.name),
+            None => None,
+        },
         acknowledged_at: alert.acknowledged_at,
         resolved_by: alert.resolved_by,
         resolved_at: alert.resolved_at,
@@ -50,7 +57,28 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
         session: session.view(user),
         delivery_summary: outbox::summarise(&deliveries),
         deliveries,
+        messages: messages::for_alert(&state.db.pool, alert.id).await?,
+        trail: trail(&state.db.pool, alert.session_id).await?,
     })
+}
+
+/// The visit's latest positions, newest first.
+async fn trail(pool: &sqlx::AnyPool, session_id: Uuid) -> ApiResult<Vec<TrailPoint>> {
+    let rows: Vec<(f64, f64, f64, i64)> = sqlx::query_as(
+        "select latitude, longitude, accuracy_m, at from location_pings where session_id = $1 order by at desc limit 50",
+    )
+    .bind(session_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(latitude, longitude, accuracy_m, at)| TrailPoint {
+            latitude,
+            longitude,
+            accuracy_m,
+            at: crate::clock::from_millis(at),
+        })
+        .collect())
 }
 
 /// The alert if `user` may see it. A duress alarm does not exist as far as the person on that visit
@@ -169,4 +197,83 @@ pub async fn resolve(
     }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(view(&state, &user, &alert).await?))
+}
+
+/// Message the worker about an open alert ("Are you OK?"): pushed to their phone, where they answer in
+/// one tap. Never for a duress alarm: someone may be watching the worker's screen.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/messages", tag = "alerts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The alert")), request_body = SendMessageRequest,
+    responses((status = 201, body = AlertView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn message(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: Json<SendMessageRequest>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Leader, Role::Dsl], "only leaders and the DSL message the worker about an alert")?;
+    let text = messages::text(&body.text)?;
+    let (found, session) = find(&state, &user, &path).await?;
+    not_own_visit(&user, &session)?;
+    if found.kind == AlertKind::Duress {
+        return Err(ApiError::conflict(
+            "duress_is_silent",
+            "a duress alarm is silent: nothing may appear on the worker's phone; follow the plan's instruction",
+        ));
+    }
+    if !matches!(found.status, AlertStatus::Escalating | AlertStatus::Acknowledged) {
+        return Err(ApiError::conflict("alert_closed", "the alert is closed: the worker is no longer asked"));
+    }
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
+    messages::insert(
+        &mut tx,
+        messages::NewMessage {
+            school_id: alert.school_id,
+            alert_id: alert.id,
+            session_id: alert.session_id,
+            sender_id: user.user_id,
+            direction: MessageDirection::ToWorker,
+            text: &text,
+        },
+        now,
+    )
+    .await?;
+    let payload = PushPayload {
+        alert_id: alert.id,
+        kind: alert.kind,
+        purpose: "message".into(),
+        step: None,
+        title: format!("{} asks", user.name),
+        body: text.clone(),
+        url: format!("/visit/{}", alert.session_id),
+    };
+    let worker: std::collections::BTreeSet<Uuid> = [session.worker_id].into();
+    outbox::enqueue(
+        &mut tx,
+        &alert,
+        &worker,
+        outbox::Purpose::Notice,
+        None,
+        &homeward_shared::escalation::default_channels(),
+        &payload,
+        now,
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id: alert.school_id,
+            actor_id: Some(user.user_id),
+            action: "alert.message_sent",
+            subject: format!("alert:{}", alert.id),
+            detail: format!("to the worker: {text}"),
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(view(&state, &user, &alert).await?))
 }

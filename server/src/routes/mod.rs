@@ -3,15 +3,20 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod board;
 pub mod channels;
 pub mod extract;
+pub mod figures;
 pub mod health;
+pub mod messages;
 pub mod on_call;
 pub mod plans;
 pub mod push;
+pub mod reviews;
 pub mod school;
 pub mod session_events;
 pub mod sessions;
+pub mod signal_map;
 pub mod users;
 pub mod web_client;
 
@@ -41,6 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/school/on-call-rota", web::get().to(on_call::get))
                 .route("/school/on-call-rota", web::put().to(on_call::put))
                 .route("/school/reachability", web::get().to(channels::reachability))
+                .route("/users/{id}", web::put().to(users::update))
+                .route("/school/retention", web::get().to(school::get_retention))
+                .route("/school/retention", web::put().to(school::put_retention))
                 .route("/sessions", web::get().to(sessions::list))
                 .route("/sessions", web::post().to(sessions::plan))
                 .route("/sessions/{id}", web::get().to(sessions::get))
@@ -51,6 +59,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/sessions/{id}/events", web::post().to(session_events::record_events))
                 .route("/sessions/{id}/pings", web::post().to(session_events::record_pings))
                 .route("/sessions/{id}/outcome", web::post().to(session_events::record_outcome))
+                .route("/sessions/{id}/messages", web::get().to(messages::list))
+                .route("/sessions/{id}/messages", web::post().to(messages::reply))
                 .route("/escalation-plans", web::get().to(plans::list))
                 .route("/escalation-plans", web::post().to(plans::create))
                 .route("/escalation-plans/{id}", web::put().to(plans::update))
@@ -58,11 +68,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/alerts/{id}", web::get().to(alerts::get))
                 .route("/alerts/{id}/acknowledge", web::post().to(alerts::acknowledge))
                 .route("/alerts/{id}/resolve", web::post().to(alerts::resolve))
+                .route("/alerts/{id}/messages", web::post().to(alerts::message))
+                .route("/board", web::get().to(board::get))
+                .route("/board/events", web::get().to(board::events))
+                .route("/reviews", web::get().to(reviews::list))
+                .route("/reviews/{id}", web::post().to(reviews::mark))
+                .route("/figures", web::get().to(figures::monthly))
+                .route("/export/sessions", web::get().to(figures::sessions_csv))
+                .route("/signal-map", web::get().to(signal_map::get))
+                .route("/signal-marks", web::get().to(signal_map::mine))
+                .route("/signal-marks", web::post().to(signal_map::mark))
                 .route("/push/vapid-public-key", web::get().to(push::vapid_public_key))
                 .route("/push/subscriptions", web::get().to(push::list))
                 .route("/push/subscriptions", web::post().to(push::subscribe))
                 .route("/push/subscriptions", web::delete().to(push::unsubscribe))
                 .route("/push/test", web::post().to(push::test))
+                .route("/push/status", web::get().to(push::status))
                 .route("/audit", web::get().to(audit::list))
                 .route("/audit/verify", web::get().to(audit::verify))
                 .default_service(web::to(not_found)),

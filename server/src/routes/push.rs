@@ -118,3 +118,21 @@ pub async fn test(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpR
     let devices = crate::routes::channels::send_test(&state, user.user_id, Channel::Push).await?;
     Ok(HttpResponse::Ok().json(TestPushReport { devices }))
 }
+
+/// Whether alerts can reach me: a leader or DSL with no subscribed device is told so on every screen.
+#[utoipa::path(get, path = "/api/v1/push/status", tag = "push", security(("bearer" = [])),
+    responses((status = 200, body = homeward_shared::api::PushStatus), (status = 401, body = ErrorBody)))]
+pub async fn status(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let (devices,): (i64,) = sqlx::query_as("select count(*) from push_subscriptions where user_id = $1")
+        .bind(user.user_id.to_string())
+        .fetch_one(&state.db.pool)
+        .await?;
+    let responder = user.has_any(&[homeward_shared::Role::Leader, homeward_shared::Role::Dsl]);
+    let needs_subscription = responder && devices == 0;
+    let message = needs_subscription.then(|| {
+        "No device of yours has notifications turned on. \
+         Turn them on in Settings so overdue and panic alerts reach you."
+            .to_string()
+    });
+    Ok(HttpResponse::Ok().json(homeward_shared::api::PushStatus { devices, needs_subscription, message }))
+}

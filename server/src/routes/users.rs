@@ -1,5 +1,7 @@
 use actix_web::{HttpResponse, web};
-use homeward_shared::api::{CreateUserRequest, ImportErrors, ImportReport, SetPhoneRequest, UserView};
+use homeward_shared::api::{
+    CreateUserRequest, ImportErrors, ImportReport, SetPhoneRequest, UpdateUserRequest, UserView,
+};
 use homeward_shared::{Email, ErrorBody, FieldError, PhoneNumber, Role};
 use uuid::Uuid;
 
@@ -164,4 +166,83 @@ pub async fn import(
         })),
         Err(ImportError::Failed(e)) => Err(e),
     }
+}
+
+/// Change a user's roles, line manager, or deactivate (and reactivate) them (admins). A deactivated
+/// user can no longer sign in, their sign-ins stop working, and their push devices are removed.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user")), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: Json<UpdateUserRequest>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin], "only admins can change users")?;
+    let id = crate::routes::parse_path_id(&path)?;
+    let current = users::get_in_school(&state.db.pool, user.school_id, id).await?;
+    let body = body.into_inner();
+    let mut roles = body.roles.unwrap_or_else(|| current.roles.clone());
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(FieldError::new("roles", "at least one role is required").into());
+    }
+    let active = body.active.unwrap_or(current.active);
+    let line_manager_id = match (body.clear_line_manager, body.line_manager_id) {
+        (true, Some(_)) => {
+            return Err(FieldError::new("line_manager_id", "give a line manager or clear it, not both").into());
+        }
+        (true, None) => None,
+        (false, Some(manager)) => {
+            if manager == id {
+                return Err(FieldError::new("line_manager_id", "nobody is their own line manager").into());
+            }
+            let manager_view = users::get_in_school(&state.db.pool, user.school_id, manager)
+                .await
+                .map_err(|_| FieldError::new("line_manager_id", "the line manager is not a member of this school"))?;
+            if !manager_view.active {
+                return Err(FieldError::new("line_manager_id", "the line manager's account is deactivated").into());
+            }
+            Some(manager)
+        }
+        (false, None) => current.line_manager_id,
+    };
+    // An admin cannot lock the school out of its own administration by mistake.
+    if id == user.user_id && (!active || !roles.contains(&Role::Admin)) {
+        return Err(ApiError::conflict(
+            "own_admin_account",
+            "you cannot deactivate yourself or remove your own admin role: ask another admin",
+        ));
+    }
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    users::update(&mut tx, id, &roles, line_manager_id, active).await?;
+    let mut changes = Vec::new();
+    if roles != current.roles {
+        changes.push(format!("roles {}", users::encode_roles(&roles)));
+    }
+    if line_manager_id != current.line_manager_id {
+        changes.push(format!("line manager {}", line_manager_id.map(|m| m.to_string()).unwrap_or("none".into())));
+    }
+    if active != current.active {
+        changes.push(if active { "reactivated".to_string() } else { "deactivated".to_string() });
+    }
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id: user.school_id,
+            actor_id: Some(user.user_id),
+            action: "user.changed",
+            subject: format!("user:{id}"),
+            detail: if changes.is_empty() { "no change".into() } else { changes.join(", ") },
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(users::get_in_school(&state.db.pool, user.school_id, id).await?))
 }

@@ -28,10 +28,35 @@ use actix_web::{HttpRequest, HttpResponse, guard, mime, web};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The policy for every page and file of the web client.
+/// The policy for every page and file of the web client, with OpenStreetMap's tiles (the board's map).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self'; img-src 'self' data: https://*.tile.openstreetmap.org; connect-src 'self'; \
-     worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+     style-src 'self'; img-src 'self' data: https://tile.openstreetmap.org https://*.tile.openstreetmap.org; \
+     connect-src 'self'; worker-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'self'; \
+     form-action 'self'";
+
+/// The policy with the configured tile server's origin allowed for images, when it is not OpenStreetMap.
+pub fn content_security_policy(map_tile_url: &str) -> String {
+    match tile_origin(map_tile_url) {
+        Some(origin) if !origin.ends_with("tile.openstreetmap.org") => CONTENT_SECURITY_POLICY.replacen(
+            "https://*.tile.openstreetmap.org;",
+            &format!("https://*.tile.openstreetmap.org {origin};"),
+            1,
+        ),
+        _ => CONTENT_SECURITY_POLICY.to_string(),
+    }
+}
+
+/// `https://tiles.example.org` from `https://tiles.example.org/{z}/{x}/{y}.png`; `None` for anything that
+/// is not a plain http(s) origin (which then never reaches the policy).
+fn tile_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let host = rest.split('/').next()?;
+    let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    valid.then(|| format!("{scheme}://{host}"))
+}
 
 /// Revalidate on every use: the file may change with any build.
 const REVALIDATE: &str = "no-cache";
@@ -118,7 +143,13 @@ async fn serve_file(req: &HttpRequest, file: &Path, segments: &[&str]) -> Result
     let mut response = named.into_response(req);
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control(segments)));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    let policy = req
+        .app_data::<web::Data<AppState>>()
+        .map_or_else(|| CONTENT_SECURITY_POLICY.to_string(), |s| content_security_policy(&s.settings.map_tile_url));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+    );
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Ok(response)
 }

@@ -32,6 +32,8 @@ fn chain_hash(prev_hash: &str, seq: i64, at: i64, actor: &str, action: &str, sub
 #[tracing::instrument(skip_all, fields(action = entry.action))]
 pub async fn append(tx: &mut WriteTx, entry: Action<'_>) -> Result<(), ApiError> {
     let school = entry.school_id.to_string();
+    // Every audited action changes something a leader may be watching.
+    tx.touch(entry.school_id);
     // Serialise appends per school across server processes (PostgreSQL); SQLite has one writer. `no key
     // update`, not `update`: a row this transaction inserted that references the school (a new session's
     // foreign key) holds `key share` on it, and two such transactions taking `for update` deadlock.

@@ -2,9 +2,15 @@
 //! audit entry commit together or not at all.
 
 pub mod audit;
+pub mod board;
+pub mod export;
+pub mod figures;
+pub mod messages;
 pub mod pings;
 pub mod plans;
+pub mod reviews;
 pub mod rota;
 pub mod schools;
 pub mod sessions;
+pub mod signal_map;
 pub mod users;

@@ -19,6 +19,8 @@ pub async fn insert(
     now: Timestamp,
 ) -> Result<(usize, usize), ApiError> {
     let mut stored = 0;
+    // The board shows the last position and battery.
+    tx.touch(session.school_id);
     for ping in pings {
         let result = sqlx::query(
             "insert into location_pings (ping_id, session_id, school_id, user_id, at, latitude, longitude, accuracy_m, battery_percent, received_at) \

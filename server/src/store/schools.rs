@@ -87,3 +87,23 @@ pub async fn exists(pool: &sqlx::AnyPool, school_id: Uuid) -> Result<bool, ApiEr
         .await?;
     Ok(row.is_some())
 }
+
+pub async fn retention_days<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    school_id: Uuid,
+) -> Result<i64, ApiError> {
+    let row: Option<(i64,)> = sqlx::query_as("select location_retention_days from schools where school_id = $1")
+        .bind(school_id.to_string())
+        .fetch_optional(exec)
+        .await?;
+    Ok(row.ok_or(ApiError::NotFound("school"))?.0)
+}
+
+pub async fn set_retention_days(tx: &mut WriteTx, school_id: Uuid, days: i64) -> Result<(), ApiError> {
+    sqlx::query("update schools set location_retention_days = $1 where school_id = $2")
+        .bind(days)
+        .bind(school_id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

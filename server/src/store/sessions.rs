@@ -314,6 +314,8 @@ pub enum Scope {
     Mine,
     School,
     PendingApproval,
+    /// Out there now: active, overdue or in alarm (the live board).
+    Live,
 }
 
 pub async fn list(
@@ -326,6 +328,7 @@ pub async fn list(
         Scope::Mine => ("s.school_id = $1 and (s.worker_id = $2 or s.companion_id = $2)", true),
         Scope::School => ("s.school_id = $1", false),
         Scope::PendingApproval => ("s.school_id = $1 and s.approval_status = 'pending'", false),
+        Scope::Live => ("s.school_id = $1 and s.status in ('active', 'overdue', 'alarm')", false),
     };
     let sql = format!("{SELECT} where {filter} order by s.planned_start desc limit {limit}");
     let mut query = sqlx::query(&sql).bind(user.school_id.to_string());

@@ -153,3 +153,28 @@ pub async fn set_phone(tx: &mut WriteTx, user_id: Uuid, phone: Option<&str>) -> 
         .await?;
     Ok(())
 }
+
+/// Change a user's roles, line manager and active flag. Deactivating also removes their push devices,
+/// so no alert waits on a phone nobody answers for.
+pub async fn update(
+    tx: &mut WriteTx,
+    user_id: Uuid,
+    roles: &[Role],
+    line_manager_id: Option<Uuid>,
+    active: bool,
+) -> Result<(), ApiError> {
+    sqlx::query("update users set roles = $1, line_manager_id = $2, active = $3 where user_id = $4")
+        .bind(encode_roles(roles))
+        .bind(line_manager_id.map(|u| u.to_string()))
+        .bind(i64::from(active))
+        .bind(user_id.to_string())
+        .execute(tx.conn())
+        .await?;
+    if !active {
+        sqlx::query("delete from push_subscriptions where user_id = $1")
+            .bind(user_id.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}

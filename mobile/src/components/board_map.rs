@@ -1,0 +1,173 @@
+use dioxus::prelude::*;
+
+/// One point on the map: a numbered marker matching the list's number, with its status in words too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapPoint {
+    pub label: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// `active`, `overdue`, `alarm`, or `gap` (the signal map).
+    pub status: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapTile {
+    pub url: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapMarker {
+    pub x: f64,
+    pub y: f64,
+    pub point: MapPoint,
+}
+
+/// What the map draws: tiles from the tile server and markers, in the SVG's own pixels. Markers are
+/// drawn whether or not any tile loads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapModel {
+    pub width: f64,
+    pub height: f64,
+    pub zoom: u32,
+    pub tiles: Vec<MapTile>,
+    pub markers: Vec<MapMarker>,
+}
+
+const TILE: f64 = 256.0;
+pub const WIDTH: f64 = 340.0;
+pub const HEIGHT: f64 = 240.0;
+
+/// Web Mercator world pixels at `zoom`.
+fn project(latitude: f64, longitude: f64, zoom: u32) -> (f64, f64) {
+    let scale = TILE * f64::from(1u32 << zoom);
+    let lat = latitude.clamp(-85.05, 85.05).to_radians();
+    let x = (longitude + 180.0) / 360.0 * scale;
+    let y = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * scale;
+    (x, y)
+}
+
+/// Fit every point in the view at the closest zoom (3 to 16), centred on them.
+pub fn map_model(tile_url: &str, points: &[MapPoint]) -> Option<MapModel> {
+    if points.is_empty() {
+        return None;
+    }
+    let margin = 24.0;
+    let zoom = (3..=16u32)
+        .rev()
+        .find(|&z| {
+            let xy: Vec<(f64, f64)> = points.iter().map(|p| project(p.latitude, p.longitude, z)).collect();
+            let (min_x, max_x) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
+            let (min_y, max_y) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| (a.min(*y), b.max(*y)));
+            max_x - min_x <= WIDTH - 2.0 * margin && max_y - min_y <= HEIGHT - 2.0 * margin
+        })
+        .unwrap_or(3);
+    let xy: Vec<(f64, f64)> = points.iter().map(|p| project(p.latitude, p.longitude, zoom)).collect();
+    let (min_x, max_x) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
+    let (min_y, max_y) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| (a.min(*y), b.max(*y)));
+    let left = (min_x + max_x) / 2.0 - WIDTH / 2.0;
+    let top = (min_y + max_y) / 2.0 - HEIGHT / 2.0;
+    let count = 1i64 << zoom;
+    let mut tiles = Vec::new();
+    let (first_x, last_x) = ((left / TILE).floor() as i64, ((left + WIDTH) / TILE).floor() as i64);
+    let (first_y, last_y) = ((top / TILE).floor() as i64, ((top + HEIGHT) / TILE).floor() as i64);
+    for ty in first_y.max(0)..=last_y.min(count - 1) {
+        for tx in first_x..=last_x {
+            let wrapped = tx.rem_euclid(count);
+            let url = tile_url
+                .replace("{z}", &zoom.to_string())
+                .replace("{x}", &wrapped.to_string())
+                .replace("{y}", &ty.to_string());
+            tiles.push(MapTile { url, x: tx as f64 * TILE - left, y: ty as f64 * TILE - top });
+        }
+    }
+    let markers = points
+        .iter()
+        .zip(xy)
+        .map(|(point, (x, y))| MapMarker { x: x - left, y: y - top, point: point.clone() })
+        .collect();
+    Some(MapModel { width: WIDTH, height: HEIGHT, zoom, tiles, markers })
+}
+
+/// A map of points over tiles, drawn as SVG (no script, no styles the page's policy would refuse). The
+/// list beside it carries the same numbers, so the map is never needed alone.
+#[component]
+pub fn BoardMap(model: MapModel, attribution: String) -> Element {
+    let view_box = format!("0 0 {} {}", model.width, model.height);
+    rsx! {
+        figure { class: "board-map", "data-testid": "board-map", "data-zoom": "{model.zoom}",
+            svg {
+                view_box: "{view_box}",
+                width: "100%",
+                role: "img",
+                "aria-label": "Map of the last known positions; the numbers match the list",
+                rect { class: "map-ground", x: "0", y: "0", width: "{model.width}", height: "{model.height}" }
+                for tile in model.tiles.iter() {
+                    image {
+                        href: "{tile.url}",
+                        x: "{tile.x}",
+                        y: "{tile.y}",
+                        width: "256",
+                        height: "256",
+                    }
+                }
+                for marker in model.markers.iter() {
+                    g {
+                        class: "map-marker marker-{marker.point.status}",
+                        "data-testid": "map-marker",
+                        "data-status": "{marker.point.status}",
+                        title { "{marker.point.title}" }
+                        circle { cx: "{marker.x}", cy: "{marker.y}", r: "11" }
+                        text {
+                            x: "{marker.x}",
+                            y: "{marker.y + 4.0}",
+                            text_anchor: "middle",
+                            "{marker.point.label}"
+                        }
+                    }
+                }
+            }
+            figcaption { class: "field-hint", "{attribution}" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(label: &str, latitude: f64, longitude: f64) -> MapPoint {
+        MapPoint { label: label.into(), latitude, longitude, status: "active".into(), title: label.into() }
+    }
+
+    #[test]
+    fn the_map_fits_every_point_and_asks_for_the_tiles_under_them() {
+        let points = [point("1", 51.4545, -2.5879), point("2", 51.4600, -2.6000)];
+        let model = map_model("https://tiles.test/{z}/{x}/{y}.png", &points).expect("a map");
+        assert!((3..=16).contains(&model.zoom));
+        for marker in &model.markers {
+            assert!((0.0..=WIDTH).contains(&marker.x) && (0.0..=HEIGHT).contains(&marker.y), "{marker:?}");
+        }
+        assert!(!model.tiles.is_empty());
+        assert!(model.tiles.iter().all(|t| t.url.starts_with(&format!("https://tiles.test/{}/", model.zoom))));
+        // Every marker sits on some tile.
+        for marker in &model.markers {
+            assert!(
+                model
+                    .tiles
+                    .iter()
+                    .any(|t| marker.x >= t.x && marker.x < t.x + 256.0 && marker.y >= t.y && marker.y < t.y + 256.0)
+            );
+        }
+        assert_eq!(map_model("x", &[]), None);
+    }
+
+    #[test]
+    fn a_single_point_is_shown_close_up() {
+        let model = map_model("{z}/{x}/{y}", &[point("1", 51.5, -0.12)]).expect("a map");
+        assert_eq!(model.zoom, 16);
+        assert!((model.markers[0].x - WIDTH / 2.0).abs() < 1.0);
+    }
+}

@@ -1,0 +1,137 @@
+//! The live board: every visit out there now, with its last position, battery and open alerts, the most
+//! urgent first.
+
+use std::collections::BTreeMap;
+
+use homeward_shared::api::{AlertKind, AlertStatus, BoardAlert, BoardEntry, BoardPosition, BoardView};
+use homeward_shared::session::SessionStatus;
+use uuid::Uuid;
+
+use crate::Timestamp;
+use crate::auth::{AuthUser, parse_id};
+use crate::clock::from_millis;
+use crate::error::ApiError;
+use crate::escalation::alerts;
+use crate::store::sessions::{self, Scope};
+
+/// The most visits one board shows; a school never has this many out at once.
+const MOST: i64 = 2_000;
+
+type PingRow = (String, f64, f64, f64, i64, Option<i64>);
+
+/// The board as `viewer` may see it (a duress alarm on their own visit stays hidden from them).
+pub async fn build(
+    pool: &sqlx::AnyPool,
+    viewer: &AuthUser,
+    map_tile_url: &str,
+    now: Timestamp,
+) -> Result<BoardView, ApiError> {
+    let rows = sessions::list(pool, viewer, Scope::Live, MOST).await?;
+    let school = viewer.school_id.to_string();
+    // The latest ping of each live visit, and the latest battery reading (a ping may come without one).
+    let pings: Vec<PingRow> = sqlx::query_as(
+        "select p.session_id, p.latitude, p.longitude, p.accuracy_m, p.at, \
+         (select b.battery_percent from location_pings b where b.session_id = p.session_id \
+          and b.battery_percent is not null order by b.at desc limit 1) \
+         from location_pings p join sessions s on s.session_id = p.session_id \
+         where s.school_id = $1 and s.status in ('active', 'overdue', 'alarm') \
+         and p.at = (select max(q.at) from location_pings q where q.session_id = p.session_id)",
+    )
+    .bind(&school)
+    .fetch_all(pool)
+    .await?;
+    let mut last: BTreeMap<Uuid, (BoardPosition, Option<i64>)> = BTreeMap::new();
+    for (session_id, latitude, longitude, accuracy_m, at, battery) in pings {
+        let at = from_millis(at);
+        let position = BoardPosition { latitude, longitude, accuracy_m, at, age_seconds: (now - at).num_seconds() };
+        last.insert(parse_id(&session_id)?, (position, battery));
+    }
+    let owners: BTreeMap<Uuid, String> =
+        sqlx::query_as::<_, (String, String)>("select user_id, name from users where school_id = $1")
+            .bind(&school)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|(id, name)| Ok((parse_id(&id)?, name)))
+            .collect::<Result<_, ApiError>>()?;
+    let mut open: BTreeMap<Uuid, Vec<BoardAlert>> = BTreeMap::new();
+    for alert in alerts::list_for_school(pool, viewer.school_id, true).await? {
+        open.entry(alert.session_id).or_default().push(BoardAlert {
+            id: alert.id,
+            kind: alert.kind,
+            status: alert.status,
+            owner_id: alert.acknowledged_by,
+            owner_name: alert.acknowledged_by.and_then(|o| owners.get(&o).cloned()),
+        });
+    }
+
+    let mut entries = Vec::new();
+    for row in rows {
+        let view = row.view(viewer);
+        // The worker's own view of a duress alarm is an ordinary end: it is not on their board either.
+        if !view.status.is_live() {
+            continue;
+        }
+        let hide_duress = row.is_worker_side(viewer.user_id);
+        let mut alerts: Vec<BoardAlert> = open
+            .remove(&row.id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !(hide_duress && a.kind == AlertKind::Duress))
+            .collect();
+        alerts.sort_by_key(|a| (alert_rank(a.kind), a.status != AlertStatus::Escalating));
+        let (position, battery) = match last.remove(&row.id) {
+            Some((position, battery)) => (Some(position), battery),
+            None => (None, None),
+        };
+        entries.push(BoardEntry {
+            session_id: row.id,
+            worker_id: row.worker_id,
+            worker_name: row.worker_name.clone(),
+            kind: row.kind.clone(),
+            sub_kind: row.sub_kind.clone(),
+            address: row.address.clone(),
+            status: view.status,
+            alarm: view.alarm,
+            deadline: view.deadline,
+            seconds_to_deadline: view.deadline.map(|d| (d - now).num_seconds()),
+            started_at: view.started_at,
+            last_position: position,
+            battery_percent: battery,
+            alerts,
+        });
+    }
+    entries.sort_by_key(|e| (status_rank(e.status), e.deadline.map_or(i64::MAX, |d| d.timestamp_millis())));
+    Ok(BoardView { generated_at: now, map_tile_url: map_tile_url.to_string(), sessions: entries })
+}
+
+/// Alarms first, then overdue, then the rest.
+fn status_rank(status: SessionStatus) -> u8 {
+    match status {
+        SessionStatus::Alarm => 0,
+        SessionStatus::Overdue => 1,
+        _ => 2,
+    }
+}
+
+fn alert_rank(kind: AlertKind) -> u8 {
+    match kind {
+        AlertKind::Panic | AlertKind::Duress => 0,
+        AlertKind::MissedDeadline => 1,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarms_come_before_overdue_before_active() {
+        let mut statuses = [SessionStatus::Active, SessionStatus::Alarm, SessionStatus::Overdue];
+        statuses.sort_by_key(|s| status_rank(*s));
+        assert_eq!(statuses, [SessionStatus::Alarm, SessionStatus::Overdue, SessionStatus::Active]);
+        assert!(alert_rank(AlertKind::Panic) < alert_rank(AlertKind::MissedDeadline));
+        assert!(alert_rank(AlertKind::MissedDeadline) < alert_rank(AlertKind::LowBattery));
+    }
+}
