@@ -1,8 +1,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use homeward_shared::api::{
-    AlertKind, AlertStatus, AlertView, MessageDirection, PushPayload, ResolveAlertRequest, SendMessageRequest,
-    TrailPoint,
+    AlertKind, AlertStatus, AlertView, MessageDirection, ResolveAlertRequest, SendMessageRequest, TrailPoint,
 };
 use homeward_shared::session::{Event, EventKind};
 use homeward_shared::{ErrorBody, FieldError, Role};
@@ -17,7 +16,7 @@ use crate::routes::extract::{Json, Query};
 use crate::routes::parse_path_id;
 use crate::state::AppState;
 use crate::store::sessions::{self, NewEvent, SessionRow, Source};
-use crate::store::{audit, messages, plans};
+use crate::store::{messages, plans};
 
 const RESPONDERS: [Role; 3] = [Role::Leader, Role::Dsl, Role::Admin];
 
@@ -228,50 +227,21 @@ pub async fn message(
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let alert = alerts::lock(&mut tx, found.id).await?.ok_or(ApiError::NotFound("alert"))?;
-    messages::insert(
+    let worker: std::collections::BTreeSet<Uuid> = [session.worker_id].into();
+    crate::routes::messages::send(
         &mut tx,
-        messages::NewMessage {
-            school_id: alert.school_id,
-            alert_id: alert.id,
-            session_id: alert.session_id,
-            sender_id: user.user_id,
+        crate::routes::messages::Outgoing {
+            alert: &alert,
+            sender: &user,
             direction: MessageDirection::ToWorker,
             text: &text,
-        },
-        now,
-    )
-    .await?;
-    let payload = PushPayload {
-        alert_id: alert.id,
-        kind: alert.kind,
-        purpose: "message".into(),
-        step: None,
-        title: format!("{} asks", user.name),
-        body: text.clone(),
-        url: format!("/visit/{}", alert.session_id),
-    };
-    let worker: std::collections::BTreeSet<Uuid> = [session.worker_id].into();
-    outbox::enqueue(
-        &mut tx,
-        &alert,
-        &worker,
-        outbox::Purpose::Notice,
-        None,
-        &homeward_shared::escalation::default_channels(),
-        &payload,
-        now,
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        audit::Action {
-            school_id: alert.school_id,
-            actor_id: Some(user.user_id),
+            to: &worker,
+            title: format!("{} asks", user.name),
+            url: format!("/visit/{}", alert.session_id),
             action: "alert.message_sent",
-            subject: format!("alert:{}", alert.id),
             detail: format!("to the worker: {text}"),
-            at: now,
         },
+        now,
     )
     .await?;
     tx.commit().await?;

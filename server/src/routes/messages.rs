@@ -5,11 +5,14 @@ use std::collections::BTreeSet;
 use actix_web::{HttpResponse, web};
 use homeward_shared::ErrorBody;
 use homeward_shared::api::{AlertKind, AlertMessage, MessageDirection, PushPayload, SendMessageRequest};
+use homeward_shared::escalation::default_channels;
 use uuid::Uuid;
 
+use crate::Timestamp;
 use crate::auth::AuthUser;
+use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
-use crate::escalation::alerts;
+use crate::escalation::alerts::{self, Alert};
 use crate::notify::outbox;
 use crate::routes::extract::Json;
 use crate::routes::parse_path_id;
@@ -60,50 +63,21 @@ pub async fn reply(
     if alert.kind == AlertKind::Duress {
         return Err(ApiError::NotFound("alert"));
     }
-    let message_id = messages::insert(
+    let askers: BTreeSet<Uuid> = messages::senders_to_worker(&mut tx, alert.id).await?.into_iter().collect();
+    let message_id = send(
         &mut tx,
-        messages::NewMessage {
-            school_id: session.school_id,
-            alert_id: alert.id,
-            session_id: session.id,
-            sender_id: user.user_id,
+        Outgoing {
+            alert: &alert,
+            sender: &user,
             direction: MessageDirection::FromWorker,
             text: &text,
-        },
-        now,
-    )
-    .await?;
-    let askers: BTreeSet<Uuid> = messages::senders_to_worker(&mut tx, alert.id).await?.into_iter().collect();
-    let payload = PushPayload {
-        alert_id: alert.id,
-        kind: alert.kind,
-        purpose: "message".into(),
-        step: None,
-        title: format!("{} answered", user.name),
-        body: text.clone(),
-        url: format!("/alerts/{}", alert.id),
-    };
-    outbox::enqueue(
-        &mut tx,
-        &alert,
-        &askers,
-        outbox::Purpose::Notice,
-        None,
-        &homeward_shared::escalation::default_channels(),
-        &payload,
-        now,
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        audit::Action {
-            school_id: session.school_id,
-            actor_id: Some(user.user_id),
+            to: &askers,
+            title: format!("{} answered", user.name),
+            url: format!("/alerts/{}", alert.id),
             action: "alert.message_answered",
-            subject: format!("alert:{}", alert.id),
             detail: format!("from the worker: {text}"),
-            at: now,
         },
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -113,4 +87,59 @@ pub async fn reply(
         .find(|m| m.id == message_id)
         .ok_or(ApiError::NotFound("message"))?;
     Ok(HttpResponse::Created().json(sent))
+}
+
+/// A message about an alert, on its way: stored, pushed to `to`, and written to the audit log.
+pub(crate) struct Outgoing<'a> {
+    pub alert: &'a Alert,
+    pub sender: &'a AuthUser,
+    pub direction: MessageDirection,
+    pub text: &'a str,
+    pub to: &'a BTreeSet<Uuid>,
+    pub title: String,
+    /// Where the app opens when the notification is tapped.
+    pub url: String,
+    pub action: &'static str,
+    pub detail: String,
+}
+
+/// Store, push and audit one message in the caller's transaction; the stored message's id.
+pub(crate) async fn send(tx: &mut WriteTx, message: Outgoing<'_>, now: Timestamp) -> Result<Uuid, ApiError> {
+    let alert = message.alert;
+    let id = messages::insert(
+        tx,
+        messages::NewMessage {
+            school_id: alert.school_id,
+            alert_id: alert.id,
+            session_id: alert.session_id,
+            sender_id: message.sender.user_id,
+            direction: message.direction,
+            text: message.text,
+        },
+        now,
+    )
+    .await?;
+    let payload = PushPayload {
+        alert_id: alert.id,
+        kind: alert.kind,
+        purpose: "message".into(),
+        step: None,
+        title: message.title,
+        body: message.text.to_owned(),
+        url: message.url,
+    };
+    outbox::enqueue(tx, alert, message.to, outbox::Purpose::Notice, None, &default_channels(), &payload, now).await?;
+    audit::append(
+        tx,
+        audit::Action {
+            school_id: alert.school_id,
+            actor_id: Some(message.sender.user_id),
+            action: message.action,
+            subject: format!("alert:{}", alert.id),
+            detail: message.detail,
+            at: now,
+        },
+    )
+    .await?;
+    Ok(id)
 }
