@@ -83,15 +83,15 @@ pub async fn fire_due(state: &AppState) -> Result<usize, ApiError> {
             }
             // Each timer's effects sit behind a savepoint: one that fails is undone and postponed
             // without undoing the others in the batch.
-            savepoint(&mut tx, "begin").await?;
+            execute(&mut tx, "savepoint timer").await?;
             match fire(&mut tx, timer, now).await {
                 Ok(()) => {
                     timers::mark_fired(&mut tx, timer.id, now).await?;
-                    savepoint(&mut tx, "release").await?;
+                    execute(&mut tx, "release savepoint timer").await?;
                     fired += 1;
                 }
                 Err(e) => {
-                    savepoint(&mut tx, "rollback").await?;
+                    execute(&mut tx, "rollback to savepoint timer").await?;
                     tracing::error!(error = %e, timer = %timer.id, "a timer could not fire; it will be tried again");
                     timers::postpone(&mut tx, timer.id, now + chrono::Duration::seconds(5)).await?;
                 }
@@ -101,12 +101,7 @@ pub async fn fire_due(state: &AppState) -> Result<usize, ApiError> {
     }
 }
 
-async fn savepoint(tx: &mut WriteTx, verb: &str) -> Result<(), ApiError> {
-    let sql = match verb {
-        "begin" => "savepoint timer",
-        "release" => "release savepoint timer",
-        _ => "rollback to savepoint timer",
-    };
+async fn execute(tx: &mut WriteTx, sql: &'static str) -> Result<(), ApiError> {
     sqlx::query(sql).execute(tx.conn()).await?;
     Ok(())
 }
