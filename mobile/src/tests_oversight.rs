@@ -194,6 +194,7 @@ fn alert(status: AlertStatus, kind: AlertKind) -> AlertView {
         session_id: session.id,
         worker_id: session.worker_id,
         worker_name: session.worker_name.clone(),
+        worker_phone: None,
         kind,
         status,
         steps_fired: 2,
@@ -240,6 +241,17 @@ fn alert_escalating_offers_ownership_messages_and_resolve() {
     assert_eq!(count(&html, r#"name="resolution""#), 4);
     assert!(html.contains(r#"data-testid="resolve""#));
     assert!(html.contains(r#"data-status="escalating""#));
+}
+
+#[test]
+fn alert_offers_a_one_tap_call_when_the_workers_number_is_held() {
+    let without = alert_html(alert(AlertStatus::Escalating, AlertKind::Panic), Uuid::from_u128(77));
+    assert!(without.contains(r#"data-testid="no-phone""#) && !without.contains("tel:"), "{without}");
+    let mut view = alert(AlertStatus::Escalating, AlertKind::Panic);
+    view.worker_phone = Some("+447700900123".into());
+    let with = alert_html(view, Uuid::from_u128(77));
+    assert!(with.contains(r#"href="tel:+447700900123""#), "{with}");
+    assert!(with.contains(r#"data-testid="call-worker""#) && !with.contains(r#"data-testid="no-phone""#));
 }
 
 #[test]

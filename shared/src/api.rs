@@ -469,6 +469,10 @@ pub struct AlertView {
     pub session_id: Uuid,
     pub worker_id: Uuid,
     pub worker_name: String,
+    /// The worker's phone number, for a one-tap call; shown to the school's leaders, DSL and admins
+    /// (and the worker), and only when one is held.
+    #[serde(default)]
+    pub worker_phone: Option<String>,
     pub kind: AlertKind,
     pub status: AlertStatus,
     /// How many of the plan's steps have fired.

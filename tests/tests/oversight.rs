@@ -201,6 +201,12 @@ async fn leaders_message_the_worker_who_answers(backend: Backend) {
     panic(&app, &school.staff.api, session).await;
     let alert = alert_of(&school, session).await;
 
+    // No number held: no call; once the admin adds one, responders get it for a one-tap call.
+    assert_eq!(school.leader.api.alert(alert).await.expect("the alert").worker_phone, None);
+    school.admin.api.set_phone(school.staff.id(), Some("07700 900123")).await.expect("add the worker's number");
+    assert_eq!(school.leader.api.alert(alert).await.expect("the alert").worker_phone.as_deref(), Some("+447700900123"));
+    assert_eq!(school.dsl.api.alert(alert).await.expect("the alert").worker_phone.as_deref(), Some("+447700900123"));
+
     let view = school.leader.api.message_worker(alert, "  Are you OK?  ").await.expect("send");
     assert_eq!(view.messages.len(), 1);
     assert_eq!(view.messages[0].text, "Are you OK?");

@@ -179,7 +179,18 @@ pub fn AlertScreen(
                                     }
                                 }
                             }
-                            p { class: "field-hint", "No phone number is held for staff in Homeward: call the worker from the school's contact list." }
+                            match &alert.worker_phone {
+                                Some(phone) => rsx! {
+                                    a { class: "button primary", href: "tel:{phone}", "data-testid": "call-worker",
+                                        "Call {alert.worker_name} ({phone})"
+                                    }
+                                },
+                                None => rsx! {
+                                    p { class: "field-hint", "data-testid": "no-phone",
+                                        "No phone number is held for {alert.worker_name}: call them from the school's contact list (an admin can add the number)."
+                                    }
+                                },
+                            }
                         }
                         section { class: "panel", "data-testid": "deliveries",
                             h2 { "Who was told" }

@@ -35,6 +35,11 @@ async fn view(state: &AppState, user: &AuthUser, alert: &Alert) -> ApiResult<Ale
         session_id: alert.session_id,
         worker_id: session.worker_id,
         worker_name: session.worker_name.clone(),
+        worker_phone: if user.user_id == session.worker_id || user.has_any(&[Role::Leader, Role::Dsl, Role::Admin]) {
+            crate::store::users::get(&state.db.pool, session.worker_id).await?.and_then(|worker| worker.phone)
+        } else {
+            None
+        },
         kind: alert.kind,
         status: alert.status,
         steps_fired: alert.steps_fired,
