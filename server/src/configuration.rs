@@ -49,6 +49,10 @@ pub struct Settings {
         default_value = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     )]
     pub map_tile_url: String,
+    /// Live boards are sent again at least this often even when no change was heard (seconds): a last
+    /// resort, since changes arrive as they commit, from this process and (PostgreSQL) from the others.
+    #[arg(long, global = true, env = "HOMEWARD_BOARD_REFRESH_SECS", default_value_t = 15)]
+    pub board_refresh_secs: u64,
     /// Largest request body accepted, in kilobytes.
     #[arg(long, global = true, env = "HOMEWARD_MAX_BODY_KB", default_value_t = 256)]
     pub max_body_kb: usize,

@@ -14,7 +14,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::escalation::scheduler;
 use crate::escalation::signals::SignalSettings;
 use crate::notify::deliverer;
@@ -80,6 +80,10 @@ impl Application {
         };
         db.channels = channels.configured();
         let poll = Duration::from_millis(settings.poll_ms.max(10));
+        if db.backend == Backend::Postgres {
+            // Other server processes' changes, for this process's live boards.
+            tokio::spawn(crate::live::listen(settings.database_url()?, db.live.clone()));
+        }
         let state = web::Data::new(AppState {
             db,
             clock,

@@ -17,6 +17,7 @@ use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 pub use homeward_shared;
+pub mod private_postgres;
 pub mod push_service;
 pub mod sms_sink;
 pub mod smtp_sink;
@@ -25,6 +26,12 @@ pub mod smtp_sink;
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }
 
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -59,6 +66,8 @@ pub struct TestDatabase {
     pub url: String,
     pub data_dir: PathBuf,
     pg_name: Option<String>,
+    /// Where the PostgreSQL database is dropped from when the test ends.
+    pg_admin_url: String,
 }
 
 impl TestDatabase {
@@ -68,20 +77,30 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}?mode=rwc", data_dir.join("homeward.db").display());
-                Self { backend, url, data_dir, pg_name: None }
+                Self { backend, url, data_dir, pg_name: None, pg_admin_url: String::new() }
             }
-            Backend::Postgres => {
-                sqlx::any::install_default_drivers();
-                let name = format!("homeward_test_{}", Uuid::new_v4().simple());
-                let admin = postgres_admin_url();
-                let mut conn = sqlx::AnyConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
-                conn.execute(format!("create database {name}").as_str()).await.expect("create the test database");
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-                Self { backend, url: format!("{base}/{name}"), data_dir, pg_name: Some(name) }
-            }
+            Backend::Postgres => Self::on_postgres(postgres_admin_url(), data_dir).await,
         }
+    }
+
+    /// A fresh database on the PostgreSQL server that `admin` (a URL of a database there) reaches.
+    pub async fn on_postgres_server(admin: String) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("homeward-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir).expect("create the test data dir");
+        Self::on_postgres(admin, data_dir).await
+    }
+
+    async fn on_postgres(admin: String, data_dir: PathBuf) -> Self {
+        sqlx::any::install_default_drivers();
+        let name = format!("homeward_test_{}", Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running for the tests ({admin}): {e}"));
+        conn.execute(format!("create database {name}").as_str()).await.expect("create the test database");
+        let _ = conn.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        let url = format!("{base}/{name}");
+        Self { backend: Backend::Postgres, url, data_dir, pg_name: Some(name), pg_admin_url: admin }
     }
 }
 
@@ -89,11 +108,12 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(name) = self.pg_name.take() {
+            let admin = std::mem::take(&mut self.pg_admin_url);
             // Drop from a thread of its own: this may run inside the test's runtime.
             let _ = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async move {
-                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
                         let _ = conn.execute(format!("drop database if exists {name} with (force)").as_str()).await;
                     }
                 });
@@ -126,6 +146,7 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         signal_lost_secs: 600,
         geofence_follow_up_secs: 120,
         map_tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
+        board_refresh_secs: 15,
         web_dir: db.data_dir.join("no-web-build"),
         cors_origins: Vec::new(),
         public_url: Some("https://homeward.test".into()),
@@ -173,6 +194,20 @@ async fn start(
     TestApp { api: ApiClient::new(&address), address, state, clock: manual, shifted, db }
 }
 
+/// Another server process on a test app's database (PostgreSQL scale-out): its own scheduler,
+/// deliverer, live boards and change listener, on the same clock.
+pub struct OtherProcess {
+    pub address: String,
+    pub state: web::Data<AppState>,
+}
+
+impl OtherProcess {
+    /// `member`'s sign-in, sent to this process.
+    pub fn api_for(&self, member: &Member) -> ApiClient {
+        ApiClient::new(&self.address).with_token(member.api.token().expect("signed in"))
+    }
+}
+
 /// A school with one person in each role; staff report to the leader.
 pub struct School {
     pub id: Uuid,
@@ -217,6 +252,17 @@ impl TestApp {
     }
 
     /// A push service that checks this server's VAPID signatures.
+    /// Start another server process on this app's database, with settings adjusted.
+    pub async fn another_process(&self, configure: impl FnOnce(&mut Settings)) -> OtherProcess {
+        let mut settings = settings_for(&self.db);
+        configure(&mut settings);
+        let app = Application::build_with_clock(settings, self.state.clock.clone()).await.expect("the server starts");
+        let address = format!("http://{}", app.address());
+        let state = app.state.clone();
+        tokio::spawn(app.run_until_stopped());
+        OtherProcess { address, state }
+    }
+
     pub async fn push_service(&self) -> push_service::PushService {
         let key = self.state.vapid_public_key.clone().expect("the server has a VAPID key");
         push_service::PushService::start(key).await

@@ -23,8 +23,9 @@ use homeward_shared::api::{
 };
 use homeward_shared::client::{ApiClient, ClientError};
 use homeward_shared::{EscalationStep, Recipient, Role};
+use homeward_tests::private_postgres::PrivatePostgres;
 use homeward_tests::push_service::{PushService, Received};
-use homeward_tests::{Backend, PASSWORD, TestDatabase, low_risk_visit, now_ms, on_both_databases};
+use homeward_tests::{Backend, PASSWORD, TestDatabase, free_port, low_risk_visit, now_ms, on_both_databases};
 use sqlx::{Connection, Row};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -64,6 +65,28 @@ on_both_databases!(
     twenty_kills_at_random_moments_lose_nothing_and_repeat_nothing
 );
 
+/// Scale-out: three processes on one PostgreSQL share the deadlines (each claims due timers with
+/// `for update skip locked`); one is killed a quarter of the way in and not restarted: the other two
+/// carry on, and every step still fires and arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_the_deadlines_and_losing_one_loses_nothing() {
+    crash_run(Backend::Postgres, Kills::OneOfThree).await
+}
+
+/// PostgreSQL itself restarts a quarter of the way in (on a private server, since the shared one serves
+/// every other test): the server reconnects on its own, no acknowledged check-in is lost, nothing
+/// arrives twice, and every deadline that fell during the outage fires once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_run_loses_nothing_and_repeats_nothing() {
+    crash_run(Backend::Postgres, Kills::DatabaseRestart).await
+}
+
+/// How long the database is down in the restart test.
+const DATABASE_OUTAGE: StdDuration = StdDuration::from_secs(5);
+/// A deadline that fell during the outage fires this soon after the database is back, at most: the
+/// connection pool notices the restart, the scheduler catches up on what fell due meanwhile.
+const CATCH_UP: Duration = Duration::seconds(10);
+
 async fn a_crash_while_deadlines_fall_due_loses_nothing_and_repeats_nothing(backend: Backend) {
     crash_run(backend, Kills::OnceAQuarterIn).await
 }
@@ -78,20 +101,32 @@ enum Kills {
     OnceAQuarterIn,
     /// This many times, each 0.3 to 2.3 s after the server came back.
     AtRandom(usize),
+    /// Three processes serve at once; one of them is killed once a quarter of the leader's step-1
+    /// messages have arrived, and stays down.
+    OneOfThree,
+    /// Nothing is killed: the database stops for `DATABASE_OUTAGE` once a quarter of the leader's
+    /// step-1 messages have arrived, then starts again.
+    DatabaseRestart,
 }
 
 impl Kills {
     /// Deadlines fall over this long: through all the kills.
     fn spread(self) -> Duration {
         match self {
-            Kills::OnceAQuarterIn => Duration::seconds(8),
+            Kills::OnceAQuarterIn | Kills::OneOfThree => Duration::seconds(8),
+            // Some deadlines fall before the outage, some during it and some after.
+            Kills::DatabaseRestart => Duration::seconds(16),
             Kills::AtRandom(_) => Duration::seconds(24),
         }
     }
 }
 
 async fn crash_run(backend: Backend, kills: Kills) {
-    let db = TestDatabase::new(backend).await;
+    let private = matches!(kills, Kills::DatabaseRestart).then(PrivatePostgres::start);
+    let db = match &private {
+        Some(server) => TestDatabase::on_postgres_server(server.url("postgres")).await,
+        None => TestDatabase::new(backend).await,
+    };
     let bin = server_binary();
     let tag = Uuid::new_v4().simple().to_string()[..8].to_string();
 
@@ -115,6 +150,16 @@ async fn crash_run(backend: Backend, kills: Kills) {
     .await;
     assert!(out.contains("created school Crash School with id "), "{out}");
     let server = ServerProcess::start(&bin, &db).await;
+    // With several processes, the visits are planned and started through each in turn, as behind a
+    // load balancer; each process's scheduler claims due timers from the shared database.
+    let mut others = Vec::new();
+    if matches!(kills, Kills::OneOfThree) {
+        others.push(ServerProcess::start(&bin, &db).await);
+        others.push(ServerProcess::start(&bin, &db).await);
+    }
+    let bases: Vec<String> = std::iter::once(&server).chain(&others).map(|p| p.base.clone()).collect();
+    let through =
+        |api: &ApiClient, i: usize| ApiClient::new(&bases[i % bases.len()]).with_token(api.token().expect("signed in"));
     let anonymous = ApiClient::new(&server.base);
     let (admin, _) = anonymous.login(&admin_email, PASSWORD).await.expect("the admin signs in");
 
@@ -187,7 +232,7 @@ async fn crash_run(backend: Backend, kills: Kills) {
     // 200 five-minute visits, planned now.
     let planned: Vec<(usize, Result<Uuid, _>)> = stream::iter(0..VISITS)
         .map(|i| {
-            let api = workers[i % WORKERS].clone();
+            let api = through(&workers[i % WORKERS], i);
             let mut visit = low_risk_visit();
             visit.escalation_plan_id = Some(plan.id);
             visit.check_in_interval_minutes = None;
@@ -211,7 +256,7 @@ async fn crash_run(backend: Backend, kills: Kills) {
     };
     let started = stream::iter(0..VISITS)
         .map(|i| {
-            let api = workers[i % WORKERS].clone();
+            let api = through(&workers[i % WORKERS], i + 1);
             let start = ClientEvent {
                 id: Uuid::new_v4(),
                 at: deadline_of(i) - Duration::minutes(VISIT_MINUTES),
@@ -234,8 +279,9 @@ async fn crash_run(backend: Backend, kills: Kills) {
         (started - t0).num_milliseconds()
     );
 
-    // Phones checking in throughout; the server's address changes with each restart.
-    let base = Arc::new(Mutex::new(server.base.clone()));
+    // Phones checking in throughout; the server's address changes with each restart. With several
+    // processes they talk to one that stays up (a load balancer stops sending to a dead one).
+    let base = Arc::new(Mutex::new(others.first().map_or(&server, |p| p).base.clone()));
     let chatter = Chatter::start(&plan_long_visits(&workers, plan.id).await, base.clone());
 
     let mut server = server;
@@ -258,6 +304,52 @@ async fn crash_run(backend: Backend, kills: Kills) {
             );
             server = restarted;
             kill_log.push(kill);
+        }
+        Kills::DatabaseRestart => {
+            let database = private.as_ref().expect("a private PostgreSQL");
+            let leader_id = leader_device.id.clone();
+            push.wait_for(StdDuration::from_secs(60), |r| distinct_steps(r, &leader_id, 1).len() >= VISITS / 4).await;
+            let stopped_at = Utc::now();
+            tokio::task::block_in_place(|| database.stop());
+            let leader_before = distinct_steps(&push.received(), &leader_device.id, 1).len();
+            tokio::time::sleep(DATABASE_OUTAGE).await;
+            tokio::task::block_in_place(|| database.start_again());
+            let back_at = Utc::now();
+            println!(
+                "{backend:?}: the database was down from {} ms to {} ms after the first deadline; the push service \
+                 had {leader_before} of {VISITS} step-1 messages (leader) when it stopped",
+                (stopped_at - deadline_of(0)).num_milliseconds(),
+                (back_at - deadline_of(0)).num_milliseconds()
+            );
+            assert!(
+                0 < leader_before && leader_before < VISITS,
+                "the database should stop while the leader's messages arrive ({leader_before} of {VISITS} had)"
+            );
+            assert!(
+                back_at < deadline_of(VISITS - 1),
+                "deadlines should still be falling when the database is back, so some fall during the outage"
+            );
+            kill_log.push(Kill { killed_at: stopped_at, restarted_at: back_at });
+        }
+        Kills::OneOfThree => {
+            let leader_id = leader_device.id.clone();
+            push.wait_for(StdDuration::from_secs(60), |r| distinct_steps(r, &leader_id, 1).len() >= VISITS / 4).await;
+            let killed_at = Utc::now();
+            let old_stderr = server.kill9().await;
+            let leader_before = distinct_steps(&push.received(), &leader_device.id, 1).len();
+            println!(
+                "{backend:?}: one of three processes killed {} ms after the first deadline, when the push service \
+                 had {leader_before} of {VISITS} step-1 messages (leader); the other two carry on",
+                (killed_at - deadline_of(0)).num_milliseconds()
+            );
+            assert!(
+                0 < leader_before && leader_before < VISITS,
+                "the kill should come while the leader's messages arrive ({leader_before} of {VISITS} had); server log:\n{}",
+                tail(&old_stderr)
+            );
+            server = others.remove(0);
+            // Nothing restarts: the survivors were running all along.
+            kill_log.push(Kill { killed_at, restarted_at: killed_at });
         }
         Kills::AtRandom(times) => {
             for _ in 0..times {
@@ -324,6 +416,36 @@ async fn crash_run(backend: Backend, kills: Kills) {
     assert!(doubled.is_empty(), "visits with more than one alert: {doubled:?}");
     assert_eq!(alerts.len(), VISITS, "one alert per visit and no other");
     assert_eq!(count(&db.url, "select count(*) from alerts").await, VISITS as i64, "alerts in the database");
+    if matches!(kills, Kills::DatabaseRestart) {
+        // Each alert was raised when its deadline fell, or, for those that fell while the database was
+        // down, soon after it came back: late by no more than the outage.
+        let index: BTreeMap<Uuid, usize> = sessions.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        let outage = restarted_at - killed_at;
+        let mut latest = Duration::zero();
+        let mut during = 0;
+        for alert in &alerts {
+            let deadline = deadline_of(index[&alert.session_id]);
+            let late_by = alert.raised_at - deadline;
+            latest = latest.max(late_by);
+            if deadline >= killed_at && deadline < restarted_at {
+                during += 1;
+            }
+            assert!(
+                late_by <= outage + CATCH_UP,
+                "alert {} was raised {} ms after its deadline; the database was down for {} ms",
+                alert.id,
+                late_by.num_milliseconds(),
+                outage.num_milliseconds()
+            );
+        }
+        assert!(during > 0, "no deadline fell while the database was down");
+        println!(
+            "{backend:?}: {during} deadlines fell while the database was down for {} ms; the latest alert was raised \
+             {} ms after its deadline",
+            outage.num_milliseconds(),
+            latest.num_milliseconds()
+        );
+    }
     let mut late = 0;
     let mut after_lease = 0;
     for alert in &alerts {
@@ -350,8 +472,11 @@ async fn crash_run(backend: Backend, kills: Kills) {
     // service, not yet recorded as sent), sent once more after the restart.
     let received = push.received();
     let alert_ids: BTreeSet<Uuid> = alerts.iter().map(|a| a.id).collect();
-    let leader_check = exactly_once(&received, &leader_device.id, 1, &alert_ids, &kill_log);
-    let dsl_check = exactly_once(&received, &dsl_device.id, 2, &alert_ids, &kill_log);
+    // Stopping the database kills no server process: nothing can be in flight in a dead process, so
+    // no repeat is excused.
+    let excusing = if matches!(kills, Kills::DatabaseRestart) { &[][..] } else { &kill_log[..] };
+    let leader_check = exactly_once(&received, &leader_device.id, 1, &alert_ids, excusing);
+    let dsl_check = exactly_once(&received, &dsl_device.id, 2, &alert_ids, excusing);
     let refused: Vec<_> = push.attempts().into_iter().filter(|a| a.status != 201).collect();
     assert!(refused.is_empty(), "the push service refused some messages: {refused:#?}");
     assert!(
@@ -440,6 +565,8 @@ impl Chatter {
                 let api = ApiClient::new(&current).with_token(api.token().expect("a token"));
                 match api.send_events(*session, std::slice::from_ref(&event)).await {
                     Ok(_) => acknowledged.push(event.id),
+                    // The database is down: the server says so (503), and the phone keeps the event.
+                    Err(ClientError::Api { status, .. }) if status.as_u16() == 503 => unanswered = Some((i, event)),
                     Err(ClientError::Api { status, body }) => panic!("a check-in was refused: {status} {body:?}"),
                     // The server is down: the phone keeps the event and sends it again.
                     Err(ClientError::Transport(_)) => unanswered = Some((i, event)),
@@ -714,9 +841,4 @@ impl ServerProcess {
         self.child.kill().await.expect("SIGKILL the server");
         self.stderr()
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }

@@ -50,6 +50,8 @@ pub struct WriteTx {
     live: crate::live::LiveChanges,
     /// Schools whose live boards must look again once this commits.
     touched: BTreeSet<uuid::Uuid>,
+    /// Audit entries to chain in at commit (see [`crate::store::audit::append`]).
+    pub(crate) audit: Vec<crate::store::audit::Pending>,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
@@ -67,13 +69,38 @@ impl WriteTx {
         }
     }
 
+    /// A point to come back to: what [`WriteTx::rollback_to`] undoes on this side of the database.
+    pub fn mark(&self) -> usize {
+        self.audit.len()
+    }
+
+    /// Forget the audit entries noted since `mark` (the caller rolled back to a savepoint taken then).
+    pub fn rollback_to(&mut self, mark: usize) {
+        self.audit.truncate(mark);
+    }
+
     /// Mark `school` as changed: its live boards refresh after the commit (never before, so they cannot
     /// read what is not yet there, and never for a rollback).
     pub fn touch(&mut self, school: uuid::Uuid) {
         self.touched.insert(school);
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let audit = std::mem::take(&mut self.audit);
+        if !audit.is_empty() {
+            crate::store::audit::chain_pending(&mut self.tx, self.backend, audit).await?;
+        }
+        if self.backend == Backend::Postgres {
+            // Other server processes' boards: sent inside the transaction, so PostgreSQL delivers it
+            // only if the commit succeeds.
+            for payload in self.live.notifications(&self.touched) {
+                sqlx::query("select pg_notify($1, $2)")
+                    .bind(crate::live::CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
         self.tx.commit().await?;
         for school in &self.touched {
             self.live.publish(*school);
@@ -155,6 +182,7 @@ impl Db {
             deliveries_changed: self.deliveries_changed.clone(),
             live: self.live.clone(),
             touched: BTreeSet::new(),
+            audit: Vec::new(),
             _gate: gate,
         })
     }

@@ -73,17 +73,31 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
                 while let Ok(more) = returned.try_recv() {
                     ready.push(more);
                 }
-                let mut tx = state.db.begin().await?;
-                for (delivery, outcome, at) in ready {
-                    outbox::record(&mut tx, &delivery, &to_result(&delivery, outcome, at), at).await?;
+                let results: Vec<_> = ready
+                    .into_iter()
+                    .map(|(delivery, outcome, at)| (to_result(&delivery, outcome, at), delivery, at))
+                    .collect();
+                // A message the push service accepted must be recorded as sent, or it is sent again when
+                // its claim lapses: while this process lives, keep trying until the database is back.
+                let mut waited = Duration::from_millis(100);
+                while let Err(e) = record(state, &results).await {
+                    tracing::error!(error = %e, "recording delivery results failed; retrying");
+                    tokio::time::sleep(waited).await;
+                    waited = (waited * 2).min(Duration::from_secs(5));
                 }
-                tx.commit().await?;
             }
-            Ok::<(), ApiError>(())
         };
-        let ((), recorded) = tokio::join!(send_all, record_all);
-        recorded?;
+        tokio::join!(send_all, record_all);
     }
+}
+
+async fn record(state: &AppState, results: &[(DeliveryResult, Claimed, Timestamp)]) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await?;
+    for (result, delivery, at) in results {
+        outbox::record(&mut tx, delivery, result, *at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn send_one(channels: &Channels, delivery: &Claimed) -> SendOutcome {

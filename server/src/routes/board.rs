@@ -12,15 +12,13 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::AuthUser;
 use crate::clock::to_millis;
 use crate::error::{ApiError, ApiResult};
+use crate::live;
 use crate::state::AppState;
 use crate::store::board;
 
 const WATCHERS: [Role; 3] = [Role::Leader, Role::Dsl, Role::Admin];
 const WHO: &str = "only leaders, the DSL and admins see the live board";
 
-/// The board is sent again this often even when nothing was heard: ages move on, and a change made by
-/// another server process shows up within this time.
-const REFRESH: Duration = Duration::from_secs(15);
 /// Changes this close together are sent as one board.
 const SETTLE: Duration = Duration::from_millis(150);
 
@@ -34,7 +32,7 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpRe
 }
 
 /// The board as Server-Sent Events: an `event: board` with the whole board at once, again after every
-/// change in the school and at least every 15 seconds, and nothing once the sign-in ends.
+/// change in the school and at least every `board_refresh_secs` (15 s by default), and nothing once the sign-in ends.
 #[utoipa::path(get, path = "/api/v1/board/events", tag = "board", security(("bearer" = [])),
     responses((status = 200, description = "`text/event-stream` of `event: board` with a BoardView as `data`",
         content_type = "text/event-stream", body = BoardView),
@@ -71,10 +69,12 @@ impl Watch {
             return Some(first);
         }
         let school = self.user.school_id;
-        let deadline = tokio::time::Instant::now() + REFRESH;
+        // Sent again after a while even when nothing was heard: ages on the board move on.
+        let refresh = Duration::from_secs(self.state.settings.board_refresh_secs.max(1));
+        let deadline = tokio::time::Instant::now() + refresh;
         loop {
             match tokio::time::timeout_at(deadline, self.changes.recv()).await {
-                Ok(Ok(changed)) if changed != school => continue,
+                Ok(Ok(changed)) if changed != school && changed != live::EVERY_SCHOOL => continue,
                 Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {
                     tokio::time::sleep(SETTLE).await;
                     // Whatever else came meanwhile is in the board about to be built.

@@ -28,47 +28,113 @@ fn chain_hash(prev_hash: &str, seq: i64, at: i64, actor: &str, action: &str, sub
     hex::encode(Sha256::digest(material.as_bytes()))
 }
 
-/// Append one entry to the school's chain, inside the caller's transaction.
+/// An entry waiting in a transaction to be chained in when it commits.
+pub struct Pending {
+    school_id: Uuid,
+    actor_id: Option<Uuid>,
+    action: String,
+    subject: String,
+    detail: String,
+    at: Timestamp,
+}
+
+/// Append one entry to the school's chain as part of the caller's transaction. The entry is chained in
+/// when the transaction commits ([`chain_pending`]), so the school's chain is locked only for the
+/// moment before the commit rather than for the whole transaction: escalations of many visits in one
+/// school fire side by side instead of queueing behind each other's audit entries.
 #[tracing::instrument(skip_all, fields(action = entry.action))]
 pub async fn append(tx: &mut WriteTx, entry: Action<'_>) -> Result<(), ApiError> {
-    let school = entry.school_id.to_string();
     // Every audited action changes something a leader may be watching.
     tx.touch(entry.school_id);
-    // Serialise appends per school across server processes (PostgreSQL); SQLite has one writer. `no key
-    // update`, not `update`: a row this transaction inserted that references the school (a new session's
-    // foreign key) holds `key share` on it, and two such transactions taking `for update` deadlock.
-    let lock = match tx.backend {
-        crate::db::Backend::Postgres => "select school_id from schools where school_id = $1 for no key update",
-        crate::db::Backend::Sqlite => "select school_id from schools where school_id = $1",
-    };
-    sqlx::query(lock).bind(&school).execute(tx.conn()).await?;
-    let last: Option<(i64, String)> =
-        sqlx::query_as("select seq, hash from audit_log where school_id = $1 order by seq desc limit 1")
-            .bind(&school)
-            .fetch_optional(tx.conn())
-            .await?;
-    let (seq, prev_hash) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS.to_string()),
-    };
-    let at = to_millis(entry.at);
-    let actor = entry.actor_id.map(|a| a.to_string()).unwrap_or_default();
-    let hash = chain_hash(&prev_hash, seq, at, &actor, entry.action, &entry.subject, &entry.detail);
-    sqlx::query(
-        "insert into audit_log (school_id, seq, at, actor_id, action, subject, detail, prev_hash, hash) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&school)
-    .bind(seq)
-    .bind(at)
-    .bind(entry.actor_id.map(|a| a.to_string()))
-    .bind(entry.action)
-    .bind(&entry.subject)
-    .bind(&entry.detail)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(tx.conn())
-    .await?;
+    tx.audit.push(Pending {
+        school_id: entry.school_id,
+        actor_id: entry.actor_id,
+        action: entry.action.to_string(),
+        subject: entry.subject,
+        detail: entry.detail,
+        at: entry.at,
+    });
+    Ok(())
+}
+
+/// Rows per insert statement when chaining entries (9 parameters each: well inside both databases' limits).
+const ROWS_PER_INSERT: usize = 50;
+
+/// Chain in a transaction's pending entries, just before it commits: per school (in a fixed order, so
+/// two transactions never wait on each other's schools in a cycle), lock the school's chain, read its
+/// last entry and insert the new ones after it.
+pub(crate) async fn chain_pending(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    pending: Vec<Pending>,
+) -> Result<(), sqlx::Error> {
+    let mut by_school: std::collections::BTreeMap<Uuid, Vec<Pending>> = std::collections::BTreeMap::new();
+    for entry in pending {
+        by_school.entry(entry.school_id).or_default().push(entry);
+    }
+    for (school_id, entries) in by_school {
+        let school = school_id.to_string();
+        // Serialise appends per school across server processes (PostgreSQL); SQLite has one writer.
+        // `no key update`, not `update`: a row this transaction inserted that references the school (a
+        // new session's foreign key) holds `key share` on it, and two such transactions taking
+        // `for update` deadlock.
+        let lock = match backend {
+            crate::db::Backend::Postgres => "select school_id from schools where school_id = $1 for no key update",
+            crate::db::Backend::Sqlite => "select school_id from schools where school_id = $1",
+        };
+        sqlx::query(lock).bind(&school).execute(&mut *conn).await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("select seq, hash from audit_log where school_id = $1 order by seq desc limit 1")
+                .bind(&school)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            seq += 1;
+            let at = to_millis(entry.at);
+            let actor = entry.actor_id.map(|a| a.to_string()).unwrap_or_default();
+            let hash = chain_hash(&prev_hash, seq, at, &actor, &entry.action, &entry.subject, &entry.detail);
+            rows.push((seq, at, entry, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+        }
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p = r * 9;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8,
+                        p + 9
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "insert into audit_log (school_id, seq, at, actor_id, action, subject, detail, prev_hash, hash) values {}",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for (seq, at, entry, prev_hash, hash) in chunk {
+                insert = insert
+                    .bind(&school)
+                    .bind(*seq)
+                    .bind(*at)
+                    .bind(entry.actor_id.map(|a| a.to_string()))
+                    .bind(entry.action.as_str())
+                    .bind(entry.subject.as_str())
+                    .bind(entry.detail.as_str())
+                    .bind(prev_hash.as_str())
+                    .bind(hash.as_str());
+            }
+            insert.execute(&mut *conn).await?;
+        }
+    }
     Ok(())
 }
 

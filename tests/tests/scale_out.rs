@@ -1,0 +1,132 @@
+//! Several server processes on one PostgreSQL: a leader's live board on one process sees what is
+//! written through another (LISTEN/NOTIFY), and catches up after its listener lost the database,
+//! since notifications sent meanwhile are gone. Boards here never refresh on their timer (an hour), so
+//! only the notification, or the rebuild after a reconnect, can bring a change.
+//! (Escalations firing once across processes, and one process killed: `crash.rs`.)
+
+use std::time::Duration as StdDuration;
+
+use homeward_shared::api::{BoardView, ClientEventKind};
+use homeward_shared::client::{ApiClient, BoardEvents};
+use homeward_shared::session::SessionStatus;
+use homeward_tests::{Backend, TestApp, low_risk_visit, postgres_admin_url, spawn_app_shifted};
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+const WAIT: StdDuration = StdDuration::from_secs(20);
+const NEVER: u64 = 3600;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_on_one_process_sees_visits_written_through_another() {
+    let first = spawn_app_shifted(Backend::Postgres, |s| s.board_refresh_secs = NEVER).await;
+    let second = first.another_process(|s| s.board_refresh_secs = NEVER).await;
+    let school = first.school("Two Process School").await;
+    let mut board = second.api_for(&school.leader).board_events().await.expect("open the stream on the second");
+    let empty = board_where(&mut board, "the first board", |_| true).await;
+    assert!(empty.sessions.is_empty(), "{empty:?}");
+
+    let session = start_visit(&first, &school.staff.api, "1 First Process Road").await;
+    board_where(&mut board, "the visit started through the first process", |b| {
+        b.sessions.iter().any(|e| e.session_id == session && e.status == SessionStatus::Active)
+    })
+    .await;
+
+    // Both ways round: a visit ended through the second leaves the first's board.
+    let mut first_board = school.leader.api.board_events().await.expect("open the stream on the first");
+    board_where(&mut first_board, "the visit on the first's board", |b| b.sessions.len() == 1).await;
+    second.api_for(&school.staff).send_events(session, &[first.event_now(ClientEventKind::End)]).await.expect("end");
+    board_where(&mut first_board, "the visit gone", |b| b.sessions.is_empty()).await;
+    board_where(&mut board, "the visit gone here too", |b| b.sessions.is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_catches_up_on_what_it_missed_while_its_listener_was_cut_off() {
+    let first = spawn_app_shifted(Backend::Postgres, |s| s.board_refresh_secs = NEVER).await;
+    let second = first.another_process(|s| s.board_refresh_secs = NEVER).await;
+    let school = first.school("Cut Off School").await;
+    let mut board = second.api_for(&school.leader).board_events().await.expect("open the stream on the second");
+    board_where(&mut board, "the first board", |_| true).await;
+    // The first process's pool has connections open, so it keeps working while new ones are refused.
+    start_visit(&first, &school.other_staff.api, "2 Warm Up Way").await;
+    board_where(&mut board, "the warm-up visit", |b| b.sessions.len() == 1).await;
+
+    // No new connections to the test database, and every listener's connection cut.
+    let database = first.db.url.rsplit('/').next().expect("a database name").to_string();
+    let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("connect as admin");
+    sqlx::query(&format!("alter database {database} allow_connections false"))
+        .execute(&mut admin)
+        .await
+        .expect("refuse new connections");
+    let cut: i64 = sqlx::query(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = $1 and query ilike 'listen%') t",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .expect("cut the listeners")
+    .get(0);
+    assert_eq!(cut, 2, "each process has one listener");
+    wait_until_no_listeners(&mut admin, &database).await;
+
+    // Written while the second process cannot hear: its notification is lost.
+    let session = start_visit(&first, &school.staff.api, "3 Unheard Street").await;
+    sqlx::query(&format!("alter database {database} allow_connections true"))
+        .execute(&mut admin)
+        .await
+        .expect("allow connections again");
+    board_where(&mut board, "the visit written while cut off", |b| {
+        b.sessions.iter().any(|e| e.session_id == session && e.status == SessionStatus::Active)
+    })
+    .await;
+    // And it hears again after reconnecting.
+    let later = start_visit(&first, &school.staff.api, "4 Heard Again Lane").await;
+    board_where(&mut board, "a visit after the reconnect", |b| b.sessions.iter().any(|e| e.session_id == later)).await;
+    let _ = admin.close().await;
+}
+
+async fn wait_until_no_listeners(admin: &mut sqlx::PgConnection, database: &str) {
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            let left: i64 =
+                sqlx::query("select count(*) from pg_stat_activity where datname = $1 and query ilike 'listen%'")
+                    .bind(database)
+                    .fetch_one(&mut *admin)
+                    .await
+                    .expect("count listeners")
+                    .get(0);
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the listeners' connections did not end");
+}
+
+/// Plan and start a five-minute visit of `worker` now, with no check-in interval.
+async fn start_visit(app: &TestApp, worker: &ApiClient, address: &str) -> Uuid {
+    let mut visit = low_risk_visit();
+    visit.address = address.into();
+    visit.planned_start = app.now();
+    visit.expected_duration_minutes = 5;
+    visit.check_in_interval_minutes = None;
+    let session = worker.plan_session(&visit).await.expect("plan").id;
+    worker.send_events(session, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
+    session
+}
+
+async fn board_where(events: &mut BoardEvents, what: &str, pred: impl Fn(&BoardView) -> bool) -> BoardView {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.next().await.expect("the stream is readable") {
+                Some(board) if pred(&board) => return board,
+                Some(_) => continue,
+                None => panic!("the stream ended while waiting for {what}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no board with {what} within {WAIT:?}"))
+}
