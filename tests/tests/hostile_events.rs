@@ -169,7 +169,7 @@ fn cases() -> Vec<Case> {
         bytes_case("plain text", b"check in please".to_vec(), 400, "invalid_json", "expected"),
         bytes_case(
             "truncated JSON",
-            batch(vec![check_in()]).to_string()[..40].as_bytes().to_vec(),
+            batch(vec![check_in()]).to_string().as_bytes()[..40].to_vec(),
             400,
             "invalid_json",
             "EOF",
