@@ -920,3 +920,112 @@ pub struct RetentionSettings {
     /// 1 to 3650 days.
     pub location_retention_days: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Concern;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Any JSON value, nested a few levels, with the keys an event uses among the random ones.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof!["id|at|type|location|minutes|pin|outcome|events|latitude|longitude", "\\PC{0,6}"];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,20}".prop_map(Value::from),
+            "start|check_in|extend|end|end_with_pin|panic|outcome|teleport".prop_map(Value::from),
+            any::<u128>().prop_map(|n| Value::from(Uuid::from_u128(n).to_string())),
+            (-400_000i64..400_000)
+                .prop_map(|days| json!((chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(days)).to_rfc3339())),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_event() -> impl Strategy<Value = ClientEvent> {
+        let location = proptest::option::of((-90.0f64..=90.0, -180.0f64..=180.0))
+            .prop_map(|l| l.map(|(latitude, longitude)| Coordinates { latitude, longitude }));
+        let outcome = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), "\\PC{0,30}").prop_map(
+            |(child_seen, responsible_adult_present, entered_premises, concern, notes)| Outcome {
+                child_seen,
+                responsible_adult_present,
+                entered_premises,
+                concern: if concern { Concern::Safeguarding } else { Concern::None },
+                notes,
+            },
+        );
+        let kind = prop_oneof![
+            location.clone().prop_map(|location| ClientEventKind::Start { location }),
+            Just(ClientEventKind::CheckIn),
+            any::<i64>().prop_map(|minutes| ClientEventKind::Extend { minutes }),
+            Just(ClientEventKind::End),
+            "\\PC{0,10}".prop_map(|pin| ClientEventKind::EndWithPin { pin }),
+            location.prop_map(|location| ClientEventKind::Panic { location }),
+            outcome.prop_map(|outcome| ClientEventKind::Outcome { outcome }),
+        ];
+        (any::<u128>(), -10_000_000_000_000i64..10_000_000_000_000, kind).prop_map(|(id, ms, kind)| ClientEvent {
+            id: Uuid::from_u128(id),
+            at: chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default(),
+            kind,
+        })
+    }
+
+    proptest! {
+        /// Whatever a phone (or anyone) sends, reading it as an event batch answers Ok or an error.
+        #[test]
+        fn any_json_reads_as_an_event_batch_or_an_error(value in any_json()) {
+            let text = value.to_string();
+            let _ = serde_json::from_str::<EventBatch>(&text);
+            let _ = serde_json::from_value::<ClientEvent>(value.clone());
+            let as_event = serde_json::from_value::<ClientEvent>(json!({
+                "id": Uuid::nil(), "at": "2026-01-01T00:00:00Z", "type": "extend", "minutes": value.clone()
+            }));
+            // An extension's minutes are read exactly when they are a whole number that fits.
+            match as_event {
+                Ok(ClientEvent { kind: ClientEventKind::Extend { minutes }, .. }) => prop_assert_eq!(Some(minutes), value.as_i64()),
+                Ok(other) => prop_assert!(false, "read as {:?}", other),
+                Err(_) => prop_assert!(value.as_i64().is_none()),
+            }
+        }
+
+        #[test]
+        fn any_event_round_trips_through_json(event in any_event()) {
+            let text = serde_json::to_string(&event).unwrap();
+            prop_assert_eq!(serde_json::from_str::<ClientEvent>(&text).unwrap(), event);
+        }
+
+        #[test]
+        fn unknown_event_types_are_named(kind in "[a-z_]{1,20}") {
+            prop_assume!(!["start", "check_in", "extend", "end", "end_with_pin", "panic", "outcome"].contains(&kind.as_str()));
+            let e = serde_json::from_value::<ClientEvent>(json!({"id": Uuid::nil(), "at": "2026-01-01T00:00:00Z", "type": kind}))
+                .unwrap_err();
+            prop_assert!(e.to_string().contains("`type`"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn a_kind_without_its_field_names_it() {
+        for (kind, field) in [("extend", "minutes"), ("end_with_pin", "pin"), ("outcome", "outcome")] {
+            let e = serde_json::from_value::<ClientEvent>(
+                json!({"id": Uuid::nil(), "at": "2026-01-01T00:00:00Z", "type": kind}),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(&format!("`{field}`")), "{kind}: {e}");
+        }
+        let e = serde_json::from_value::<ClientEvent>(
+            json!({"id": Uuid::nil(), "at": "2026-01-01T00:00:00Z", "type": "check_in", "colour": "red"}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+}

@@ -75,9 +75,30 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_and_valid_ones_round_trip(s in "\\PC{0,80}") {
-            if let Ok(email) = Email::parse(&s) {
-                prop_assert_eq!(Email::parse(email.as_ref()).unwrap(), email);
+            match Email::parse(&s) {
+                Ok(email) => prop_assert_eq!(Email::parse(email.as_ref()).unwrap(), email),
+                Err(e) => prop_assert_eq!(e.field, "email"),
             }
+        }
+
+        /// Any text at all, control characters and over-long input included.
+        #[test]
+        fn arbitrary_text_is_refused_by_field_or_accepted_normalised(s in any::<String>()) {
+            match Email::parse(&s) {
+                Ok(email) => {
+                    prop_assert!(email.as_ref().len() <= 254);
+                    prop_assert_eq!(email.as_ref().matches('@').count(), 1);
+                    let normal = email.as_ref().trim().to_lowercase();
+                    prop_assert_eq!(email.as_ref(), normal.as_str());
+                }
+                Err(e) => prop_assert_eq!(e.field, "email"),
+            }
+        }
+
+        #[test]
+        fn addresses_with_two_ats_or_none_are_refused(local in "[a-z]{1,10}", domain in "[a-z]{1,10}\\.[a-z]{2,4}") {
+            prop_assert_eq!(Email::parse(&format!("{local}{domain}")).unwrap_err().field, "email");
+            prop_assert_eq!(Email::parse(&format!("{local}@@{domain}")).unwrap_err().field, "email");
         }
 
         #[test]

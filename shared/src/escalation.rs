@@ -193,6 +193,7 @@ impl EscalationPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn step(delay_seconds: i64) -> EscalationStep {
         EscalationStep {
@@ -245,5 +246,112 @@ mod tests {
         let json = serde_json::to_string(&Recipient::Role { role: Role::Dsl }).unwrap();
         assert_eq!(json, r#"{"type":"role","role":"dsl"}"#);
         assert_eq!(serde_json::from_str::<Recipient>(r#"{"type":"line_manager"}"#).unwrap(), Recipient::LineManager);
+    }
+
+    fn recipient() -> impl Strategy<Value = Recipient> {
+        prop_oneof![
+            Just(Recipient::Worker),
+            Just(Recipient::LineManager),
+            Just(Recipient::OnCallLeader),
+            proptest::sample::select(Role::ALL.to_vec()).prop_map(|role| Recipient::Role { role }),
+            any::<u128>().prop_map(|n| Recipient::User { user_id: Uuid::from_u128(n) }),
+        ]
+    }
+
+    fn any_step() -> impl Strategy<Value = EscalationStep> {
+        let delay = prop_oneof![4 => 0i64..=3_600, 1 => any::<i64>(), 1 => Just(EscalationPlan::MAX_DELAY_SECONDS + 1), 1 => Just(-1i64)];
+        let channels = proptest::collection::vec(
+            proptest::sample::select(vec![Channel::Push, Channel::Email, Channel::Sms]),
+            0..5,
+        );
+        let instruction =
+            prop_oneof![6 => "\\PC{1,60}", 1 => " {0,3}", 1 => Just("i".repeat(501)), 1 => Just("i".repeat(500))];
+        (delay, proptest::collection::vec(recipient(), 0..4), channels, instruction).prop_map(
+            |(delay_seconds, recipients, channels, instruction)| EscalationStep {
+                delay_seconds,
+                recipients,
+                channels,
+                instruction,
+            },
+        )
+    }
+
+    /// The field a plan should be refused for, worked out independently of `parse`; `None` if valid.
+    fn expected_refusal(name: &str, steps: &[EscalationStep], repeat: i64) -> Option<&'static str> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Some("name");
+        }
+        if steps.is_empty() || steps.len() > EscalationPlan::MAX_STEPS {
+            return Some("steps");
+        }
+        if !(1..=EscalationPlan::MAX_DELAY_SECONDS).contains(&repeat) {
+            return Some("repeat_every_seconds");
+        }
+        let delays_ok = steps.iter().all(|s| (0..=EscalationPlan::MAX_DELAY_SECONDS).contains(&s.delay_seconds))
+            && steps.windows(2).all(|w| w[0].delay_seconds <= w[1].delay_seconds);
+        let steps_ok = steps.iter().all(|s| {
+            let instruction = s.instruction.trim();
+            !s.recipients.is_empty() && !instruction.is_empty() && instruction.chars().count() <= 500
+        });
+        if delays_ok && steps_ok { None } else { Some("steps") }
+    }
+
+    proptest! {
+        #[test]
+        fn any_plan_is_accepted_exactly_when_valid_and_parsing_is_idempotent(
+            name in prop_oneof![6 => "\\PC{1,30}", 1 => " *", 1 => Just("p".repeat(101))],
+            steps in proptest::collection::vec(any_step(), 0..23),
+            repeat in prop_oneof![4 => 1i64..=86_400, 1 => any::<i64>(), 1 => Just(0i64)],
+        ) {
+            let expected = expected_refusal(&name, &steps, repeat);
+            match EscalationPlan::parse(&name, steps.clone(), repeat) {
+                Ok(plan) => {
+                    prop_assert_eq!(expected, None);
+                    prop_assert_eq!(plan.steps.len(), steps.len());
+                    for step in &plan.steps {
+                        prop_assert!(!step.channels.is_empty());
+                        prop_assert!(step.channels.iter().enumerate().all(|(i, c)| !step.channels[..i].contains(c)));
+                    }
+                    let again = EscalationPlan::parse(&plan.name, plan.steps.clone(), plan.repeat_every_seconds).unwrap();
+                    prop_assert_eq!(&again, &plan);
+                    let json = serde_json::to_string(&plan).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<EscalationPlan>(&json).unwrap(), plan);
+                }
+                Err(e) => prop_assert_eq!(Some(e.field), expected, "{}", e),
+            }
+        }
+
+        /// Plans an admin could write (steps in order, each with recipients and an instruction) are
+        /// always accepted, whatever their channels and repeats.
+        #[test]
+        fn well_formed_plans_are_accepted(
+            mut delays in proptest::collection::vec(0i64..=EscalationPlan::MAX_DELAY_SECONDS, 1..=EscalationPlan::MAX_STEPS),
+            recipients in proptest::collection::vec(recipient(), 1..4),
+            repeat in 1i64..=EscalationPlan::MAX_DELAY_SECONDS,
+        ) {
+            delays.sort();
+            let steps: Vec<EscalationStep> = delays
+                .iter()
+                .map(|&delay_seconds| EscalationStep {
+                    delay_seconds,
+                    recipients: recipients.clone(),
+                    channels: vec![Channel::Sms, Channel::Sms],
+                    instruction: " Phone the worker ".into(),
+                })
+                .collect();
+            let plan = EscalationPlan::parse(" Evening plan ", steps, repeat).unwrap();
+            prop_assert_eq!(plan.name.as_str(), "Evening plan");
+            prop_assert_eq!(plan.steps.len(), delays.len());
+            prop_assert!(plan.steps.iter().all(|s| s.channels == vec![Channel::Sms] && s.instruction == "Phone the worker"));
+        }
+
+        #[test]
+        fn channel_names_round_trip(s in prop_oneof![any::<String>(), "push|email|sms|fax"]) {
+            match Channel::parse(&s) {
+                Some(channel) => prop_assert_eq!(channel.as_str(), s.as_str()),
+                None => prop_assert!(!["push", "email", "sms"].contains(&s.as_str())),
+            }
+        }
     }
 }

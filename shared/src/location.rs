@@ -110,5 +110,36 @@ mod tests {
             let ok = lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0;
             prop_assert_eq!(Coordinates::parse(lat, lon).is_ok(), ok);
         }
+
+        /// A refusal names the coordinate that is wrong (the latitude first when both are).
+        #[test]
+        fn refusals_name_the_wrong_coordinate(lat in any::<f64>(), lon in any::<f64>()) {
+            let lat_ok = lat.is_finite() && lat.abs() <= 90.0;
+            let lon_ok = lon.is_finite() && lon.abs() <= 180.0;
+            match Coordinates::parse(lat, lon) {
+                Ok(c) => {
+                    prop_assert!(lat_ok && lon_ok);
+                    prop_assert_eq!((c.latitude.to_bits(), c.longitude.to_bits()), (lat.to_bits(), lon.to_bits()));
+                    let json = serde_json::to_string(&c).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<Coordinates>(&json).unwrap(), c);
+                }
+                Err(e) => prop_assert_eq!(e.field, if lat_ok { "longitude" } else { "latitude" }),
+            }
+        }
+
+        #[test]
+        fn geofence_accepts_exactly_its_range_and_keeps_the_value(m in prop_oneof![any::<i64>(), 0i64..6_000]) {
+            match GeofenceRadius::parse(m) {
+                Ok(r) => {
+                    prop_assert!((25..=5_000).contains(&m));
+                    prop_assert_eq!(i64::from(r.metres()), m);
+                    prop_assert_eq!(GeofenceRadius::parse(i64::from(r.metres())).unwrap(), r);
+                }
+                Err(e) => {
+                    prop_assert!(!(25..=5_000).contains(&m));
+                    prop_assert_eq!(e.field, "geofence_radius_m");
+                }
+            }
+        }
     }
 }

@@ -83,9 +83,24 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_and_parsed_numbers_round_trip(s in "\\PC{0,30}") {
-            if let Ok(phone) = PhoneNumber::parse(&s) {
-                prop_assert_eq!(PhoneNumber::parse(phone.as_ref()).unwrap(), phone);
+        fn never_panics_and_parsed_numbers_round_trip(s in prop_oneof!["\\PC{0,30}", "[0-9 +()._-]{0,24}", any::<String>()]) {
+            match PhoneNumber::parse(&s) {
+                Ok(phone) => {
+                    let digits = &phone.as_ref()[1..];
+                    prop_assert!(phone.as_ref().starts_with('+'));
+                    prop_assert!(digits.chars().all(|c| c.is_ascii_digit()) && (8..=15).contains(&digits.len()));
+                    prop_assert_eq!(PhoneNumber::parse(phone.as_ref()).unwrap(), phone);
+                }
+                Err(e) => prop_assert_eq!(e.field, "phone"),
+            }
+        }
+
+        #[test]
+        fn uk_numbers_in_any_spelling_normalise_alike(national in "7[0-9]{9}") {
+            let want = format!("+44{national}");
+            let (a, b) = national.split_at(4);
+            for spelling in [format!("0{national}"), format!("+44 {a} {b}"), format!("0044-{a}-{b}"), format!("(0{a}) {b}")] {
+                prop_assert_eq!(PhoneNumber::parse(&spelling).unwrap().to_string(), want.clone());
             }
         }
     }

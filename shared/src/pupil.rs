@@ -52,8 +52,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics(s in "\\PC{0,64}") {
-            let _ = PupilReference::parse(&s);
+        fn never_panics_and_names_its_field(s in prop_oneof!["\\PC{0,64}", any::<String>()]) {
+            match PupilReference::parse(&s) {
+                Ok(r) => {
+                    prop_assert_eq!(r.as_ref(), s.trim());
+                    prop_assert_eq!(PupilReference::parse(r.as_ref()).unwrap(), r);
+                }
+                Err(e) => prop_assert_eq!(e.field, "pupil_reference"),
+            }
+        }
+
+        #[test]
+        fn school_references_round_trip(r in "[A-Za-z/_-]{0,10}[0-9][A-Za-z0-9/_-]{0,21}", pad in " {0,3}") {
+            let parsed = PupilReference::parse(&format!("{pad}{r}{pad}")).unwrap();
+            prop_assert_eq!(parsed.as_ref(), r.as_str());
+        }
+
+        /// A child's name (letters and spaces, no digit) is never accepted as a reference.
+        #[test]
+        fn names_are_refused(name in "[A-Z][a-z]{1,12}( [A-Z][a-z]{1,12})?") {
+            prop_assert_eq!(PupilReference::parse(&name).unwrap_err().field, "pupil_reference");
         }
     }
 }

@@ -147,6 +147,28 @@ impl RiskAssessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const LEVELS: [RiskLevel; 3] = [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High];
+
+    fn rating() -> impl Strategy<Value = RiskRating> {
+        let notes = prop_oneof![8 => "\\PC{0,40}", 1 => Just("n".repeat(RiskAssessment::MAX_NOTES)), 1 => Just("n".repeat(RiskAssessment::MAX_NOTES + 1))];
+        (proptest::sample::select(RiskFactor::ALL.to_vec()), proptest::sample::select(LEVELS.to_vec()), notes)
+            .prop_map(|(factor, level, notes)| RiskRating { factor, level, notes })
+    }
+
+    /// Every factor once, in any order, at any level.
+    fn complete() -> impl Strategy<Value = Vec<RiskRating>> {
+        let levels = proptest::collection::vec(proptest::sample::select(LEVELS.to_vec()), RiskFactor::ALL.len());
+        (levels, "\\PC{0,20}").prop_flat_map(|(levels, notes)| {
+            let ratings: Vec<RiskRating> = RiskFactor::ALL
+                .into_iter()
+                .zip(levels)
+                .map(|(factor, level)| RiskRating { factor, level, notes: notes.clone() })
+                .collect();
+            Just(ratings).prop_shuffle()
+        })
+    }
 
     #[test]
     fn complete_assessment_parses() {
@@ -168,5 +190,43 @@ mod tests {
         assert!(RiskAssessment::parse(factors.clone(), RiskLevel::Low).unwrap_err().message.contains("Other"));
         factors.push(factors[0].clone());
         assert!(RiskAssessment::parse(factors, RiskLevel::Low).unwrap_err().message.contains("more than once"));
+    }
+
+    proptest! {
+        #[test]
+        fn risk_levels_parse_by_name_or_name_the_field(s in prop_oneof![any::<String>(), " ?(low|medium|high|severe) ?"]) {
+            match RiskLevel::parse(&s) {
+                Ok(level) => prop_assert_eq!(level.as_str(), s.trim()),
+                Err(e) => prop_assert_eq!(e.field, "risk_level"),
+            }
+        }
+
+        /// Any list of ratings: accepted exactly when every factor is rated once with notes of allowed
+        /// length and the overall level is at least the highest factor; refusals name the field.
+        #[test]
+        fn any_ratings_are_accepted_exactly_when_complete(
+            factors in prop_oneof![proptest::collection::vec(rating(), 0..10), complete()],
+            overall in proptest::sample::select(LEVELS.to_vec()),
+        ) {
+            let each_once = RiskFactor::ALL.iter().all(|f| factors.iter().filter(|r| r.factor == *f).count() == 1)
+                && factors.len() == RiskFactor::ALL.len();
+            let notes_fit = factors.iter().all(|r| r.notes.chars().count() <= RiskAssessment::MAX_NOTES);
+            let highest = factors.iter().map(|r| r.level).max().unwrap_or(RiskLevel::Low);
+            match RiskAssessment::parse(factors.clone(), overall) {
+                Ok(assessment) => {
+                    prop_assert!(each_once && notes_fit && overall >= highest);
+                    prop_assert_eq!(assessment.overall, overall);
+                    let again = RiskAssessment::parse(assessment.factors.clone(), assessment.overall).unwrap();
+                    prop_assert_eq!(&again, &assessment);
+                    let json = serde_json::to_string(&assessment).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<RiskAssessment>(&json).unwrap(), assessment);
+                }
+                Err(e) => {
+                    prop_assert!(!(each_once && notes_fit && overall >= highest), "refused a valid assessment: {}", e);
+                    let field = if each_once && notes_fit { "risk_assessment.overall" } else { "risk_assessment.factors" };
+                    prop_assert_eq!(e.field, field);
+                }
+            }
+        }
     }
 }

@@ -52,11 +52,41 @@ impl std::fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn parses_lists_and_rejects_unknown() {
         assert_eq!(Role::parse_list("leader; staff;staff").unwrap(), vec![Role::Staff, Role::Leader]);
         assert!(Role::parse_list("").is_err());
         assert!(Role::parse_list("staff;boss").unwrap_err().message.contains("boss"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_role_or_a_refusal_naming_roles(s in prop_oneof![any::<String>(), "(?i)(staff|leader|dsl|admin|boss)[ ,;|]{0,2}"]) {
+            match Role::parse(&s) {
+                Ok(role) => {
+                    prop_assert_eq!(role.as_str(), s.trim().to_lowercase());
+                    prop_assert_eq!(Role::parse(role.as_str()).unwrap(), role);
+                }
+                Err(e) => prop_assert_eq!(e.field, "roles"),
+            }
+            match Role::parse_list(&s) {
+                Ok(roles) => {
+                    prop_assert!(!roles.is_empty());
+                    prop_assert!(roles.windows(2).all(|w| w[0] < w[1]), "sorted without repeats: {:?}", roles);
+                }
+                Err(e) => prop_assert_eq!(e.field, "roles"),
+            }
+        }
+
+        #[test]
+        fn role_lists_round_trip(roles in proptest::collection::vec(proptest::sample::select(Role::ALL.to_vec()), 1..8), sep in "[,;|] ?") {
+            let raw = roles.iter().map(|r| r.as_str().to_uppercase()).collect::<Vec<_>>().join(&sep);
+            let mut want = roles.clone();
+            want.sort();
+            want.dedup();
+            prop_assert_eq!(Role::parse_list(&raw).unwrap(), want);
+        }
     }
 }

@@ -283,6 +283,7 @@ pub fn shift_length(start: NaiveTime, end: NaiveTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn at(date: &str, time: &str) -> NaiveDateTime {
         NaiveDateTime::new(date.parse().unwrap(), time.parse().unwrap())
@@ -430,5 +431,96 @@ mod tests {
         assert_eq!(rota.timezone, "Europe/London");
         assert_eq!(rota.school_hours, SchoolHours::default());
         assert_eq!(shift_length(rota.weekly[0].start, rota.weekly[0].end), Duration::hours(15));
+    }
+
+    const DAYS: [Day; 7] =
+        [Day::Monday, Day::Tuesday, Day::Wednesday, Day::Thursday, Day::Friday, Day::Saturday, Day::Sunday];
+
+    /// Any wall-clock time, leap seconds (which chrono parses from `23:59:60`) included.
+    fn any_time() -> impl Strategy<Value = NaiveTime> {
+        prop_oneof![
+            8 => (0u32..24, 0u32..60).prop_map(|(h, m)| hm(h, m)),
+            1 => (0u32..86_400).prop_map(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, 0).unwrap_or_default()),
+            1 => Just(NaiveTime::from_hms_nano_opt(23, 59, 59, 1_500_000_000).unwrap_or_default()),
+        ]
+    }
+
+    /// Any date chrono can hold, mostly near now.
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        prop_oneof![
+            4 => 738_000i32..741_000,
+            1 => NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce(),
+        ]
+        .prop_map(|n| NaiveDate::from_num_days_from_ce_opt(n).unwrap_or_default())
+    }
+
+    fn person() -> impl Strategy<Value = Uuid> {
+        (0u128..4).prop_map(Uuid::from_u128)
+    }
+
+    fn any_rota() -> impl Strategy<Value = OnCallRota> {
+        let shift = (proptest::sample::select(DAYS.to_vec()), any_time(), any_time(), person())
+            .prop_map(|(day, start, end, user_id)| RotaShift { day, start, end, user_id });
+        let over = (any_date(), any_time(), any_time(), person())
+            .prop_map(|(date, start, end, user_id)| RotaOverride { date, start, end, user_id });
+        let term = ("\\PC{0,12}", any_date(), any_date()).prop_map(|(name, start, end)| Term { name, start, end });
+        (
+            prop_oneof!["Europe/London", " ", "\\PC{0,20}"],
+            (any_time(), any_time()),
+            proptest::collection::vec(shift, 0..6),
+            proptest::collection::vec(over, 0..4),
+            proptest::collection::vec(term, 0..3),
+        )
+            .prop_map(|(timezone, (start, end), weekly, overrides, terms)| OnCallRota {
+                timezone,
+                school_hours: SchoolHours { start, end },
+                weekly,
+                overrides,
+                terms,
+            })
+    }
+
+    proptest! {
+        /// Any rota is accepted or refused naming one of its fields; an accepted one parses again to
+        /// itself, survives JSON, and answers "who is on call" at any moment with someone it names.
+        #[test]
+        fn any_rota_parses_or_names_its_field(rota in any_rota(), date in any_date(), time in any_time()) {
+            match rota.clone().parse() {
+                Ok(parsed) => {
+                    prop_assert_eq!(parsed.clone().parse().unwrap(), parsed.clone());
+                    let json = serde_json::to_string(&parsed).unwrap();
+                    prop_assert_eq!(serde_json::from_str::<OnCallRota>(&json).unwrap().parse().unwrap(), parsed.clone());
+                    if let Some(leader) = parsed.on_call_at(NaiveDateTime::new(date, time)).leader() {
+                        prop_assert!(parsed.people().contains(&leader));
+                    }
+                }
+                Err(e) => prop_assert!(
+                    ["timezone", "school_hours", "weekly", "overrides", "terms"].contains(&e.field),
+                    "{}", e
+                ),
+            }
+        }
+
+        /// One shift a day, each inside its own day, never overlap: such a rota is always accepted, and
+        /// the same shift given twice always overlaps itself.
+        #[test]
+        fn shifts_on_separate_days_are_accepted_and_a_repeated_shift_is_refused(
+            hours in proptest::collection::vec((0u32..23, 1u32..24, person()), 1..8),
+        ) {
+            let weekly: Vec<RotaShift> = DAYS
+                .iter()
+                .zip(&hours)
+                .map(|(day, &(a, b, user_id))| {
+                    let (start, end) = (a.min(b), a.max(b).max(a.min(b) + 1));
+                    RotaShift { day: *day, start: hm(start, 0), end: hm(end, 0), user_id }
+                })
+                .collect();
+            let rota = OnCallRota { weekly: weekly.clone(), ..OnCallRota::default() };
+            prop_assert!(rota.parse().is_ok());
+            let mut twice = weekly.clone();
+            twice.push(weekly[0].clone());
+            let err = OnCallRota { weekly: twice, ..OnCallRota::default() }.parse().unwrap_err();
+            prop_assert_eq!(err.field, "weekly");
+        }
     }
 }

@@ -96,6 +96,7 @@ impl SessionKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn round_trips_every_kind() {
@@ -119,5 +120,21 @@ mod tests {
         assert_eq!(SessionKind::parse("home_visit", Some("tea")).unwrap_err().field, "sub_kind");
         assert_eq!(SessionKind::parse("travel", Some("procedural")).unwrap_err().field, "sub_kind");
         assert_eq!(SessionKind::parse("picnic", None).unwrap_err().field, "kind");
+    }
+
+    proptest! {
+        #[test]
+        fn any_pair_parses_or_names_kind_or_sub_kind(
+            kind in prop_oneof![any::<String>(), proptest::sample::select(SessionKind::KINDS.to_vec()).prop_map(String::from)],
+            sub in proptest::option::of(prop_oneof![any::<String>(), "safe_and_well|procedural|education|other| "]),
+        ) {
+            match SessionKind::parse(&kind, sub.as_deref()) {
+                Ok(parsed) => {
+                    prop_assert_eq!(parsed.kind_str(), kind.trim());
+                    prop_assert_eq!(SessionKind::parse(parsed.kind_str(), parsed.sub_kind_str()).unwrap(), parsed);
+                }
+                Err(e) => prop_assert!(["kind", "sub_kind"].contains(&e.field), "{}", e),
+            }
+        }
     }
 }

@@ -98,5 +98,52 @@ mod tests {
         fn visit_duration_accepts_exactly_its_range(m in any::<i64>()) {
             prop_assert_eq!(VisitDuration::parse(m).is_ok(), (5..=720).contains(&m));
         }
+
+        // Near the bounds as well as anywhere in i64: the interesting values are few.
+        #[test]
+        fn visit_duration_round_trips_and_names_its_field(m in prop_oneof![any::<i64>(), -10i64..800]) {
+            match VisitDuration::parse(m) {
+                Ok(d) => {
+                    prop_assert_eq!(d.minutes(), m);
+                    prop_assert_eq!(d.duration().num_minutes(), m);
+                    prop_assert_eq!(VisitDuration::parse(d.minutes()).unwrap(), d);
+                }
+                Err(e) => {
+                    prop_assert!(!(5..=720).contains(&m));
+                    prop_assert_eq!(e.field, "expected_duration_minutes");
+                }
+            }
+        }
+
+        #[test]
+        fn check_in_interval_round_trips_and_names_its_field(m in prop_oneof![any::<i64>(), -10i64..300]) {
+            match CheckInInterval::parse(m) {
+                Ok(i) => {
+                    prop_assert!((5..=240).contains(&m));
+                    prop_assert_eq!(i.minutes(), m);
+                    prop_assert_eq!(i.duration().num_minutes(), m);
+                    prop_assert_eq!(CheckInInterval::parse(i.minutes()).unwrap(), i);
+                }
+                Err(e) => {
+                    prop_assert!(!(5..=240).contains(&m));
+                    prop_assert_eq!(e.field, "check_in_interval_minutes");
+                }
+            }
+        }
+
+        #[test]
+        fn extend_minutes_round_trip_and_name_their_field(m in prop_oneof![any::<i64>(), -10i64..200]) {
+            match ExtendMinutes::parse(m) {
+                Ok(x) => {
+                    prop_assert!((1..=120).contains(&m));
+                    prop_assert_eq!(x.minutes(), m);
+                    prop_assert_eq!(ExtendMinutes::parse(x.minutes()).unwrap(), x);
+                }
+                Err(e) => {
+                    prop_assert!(!(1..=120).contains(&m));
+                    prop_assert_eq!(e.field, "minutes");
+                }
+            }
+        }
     }
 }

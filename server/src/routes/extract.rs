@@ -52,6 +52,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if bytes.len() > limit {
                 return Err(ApiError::PayloadTooLarge(format!("the request body is larger than {} KB", limit / 1024)));
             }
+            if let Some(place) = nul_in(&bytes) {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("the request body is not valid: {place}: text cannot contain the NUL character (U+0000)"),
+                ));
+            }
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                 ApiError::bad_request("invalid_json", format!("the request body is not valid: {}", describe(e)))
@@ -60,6 +66,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 .map_err(|e| ApiError::bad_request("invalid_json", format!("the request body is not valid: {e}")))?;
             Ok(Json(value))
         })
+    }
+}
+
+/// Where a JSON body holds the NUL character, if it does. PostgreSQL cannot store U+0000 in text, so such
+/// a string would fail deep in a handler as a 500 (and SQLite would store it): it is refused up front, on
+/// both databases alike. Only `\u0000` can put it in valid JSON, so other bodies are not parsed twice.
+fn nul_in(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    nul_at(&value, String::new()).map(|path| if path.is_empty() { "the body".into() } else { path })
+}
+
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then_some(path),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_at(item, format!("{path}[{i}]")))
+        }
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, field)| {
+            let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            if key.contains('\0') { Some(here) } else { nul_at(field, here) }
+        }),
+        _ => None,
     }
 }
 

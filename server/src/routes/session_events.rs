@@ -91,6 +91,12 @@ async fn check_pin(state: &AppState, user: &AuthUser, pin: String) -> ApiResult<
             "you have not set an end-of-visit PIN; end the visit without one",
         ));
     };
+    // A PIN is 4 to 8 digits (as set): anything else cannot match, and is refused without the cost of
+    // two argon2 verifications on whatever was sent.
+    let pin = pin.trim().to_string();
+    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("pin", "that PIN is not right: a PIN is 4 to 8 digits").into());
+    }
     if password::verify(pin.clone(), duress).await? {
         return Ok(PinCheck::Duress);
     }
@@ -124,6 +130,12 @@ pub async fn record_events(
     let mut ids = HashSet::new();
     if let Some(repeated) = batch.iter().find(|e| !ids.insert(e.id)) {
         return Err(FieldError::new("events", format!("event id {} appears twice in the batch", repeated.id)).into());
+    }
+    // A visit ends once; each PIN costs two argon2 verifications, so a batch cannot ask for hundreds.
+    if batch.iter().filter(|e| matches!(e.kind, ClientEventKind::EndWithPin { .. })).count() > 1 {
+        return Err(
+            FieldError::new("events", "a visit ends once: send at most one end_with_pin event in a batch").into()
+        );
     }
     let now = state.clock.now();
     let session = sessions::get_visible(&state.db.pool, &user, id).await?;

@@ -157,6 +157,10 @@ pub async fn import(
     })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_csv", "the CSV file must be UTF-8 text"))?;
+    // PostgreSQL cannot store U+0000 in text; refused here on both databases alike.
+    if text.contains('\0') {
+        return Err(ApiError::bad_request("invalid_csv", "the CSV file contains the NUL character (U+0000)"));
+    }
     match import::import(&state.db, user.school_id, Some(user.user_id), text, state.clock.now()).await {
         Ok(users) => Ok(HttpResponse::Created().json(ImportReport { imported: users.len(), users })),
         Err(ImportError::Rows(rows)) => Ok(HttpResponse::UnprocessableEntity().json(ImportErrors {
