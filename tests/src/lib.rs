@@ -17,6 +17,7 @@ use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 pub use homeward_shared;
+pub mod bench;
 pub mod push_service;
 pub mod sms_sink;
 pub mod smtp_sink;
