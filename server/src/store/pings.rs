@@ -154,10 +154,7 @@ async fn savepoint(tx: &mut WriteTx, sql: &'static str) -> Result<(), ApiError> 
 }
 
 /// Nothing of these requests was stored: each is told to send its pings again (the phone keeps them).
-fn fail_all(
-    replies: impl Iterator<Item = oneshot::Sender<Result<(usize, usize), ApiError>>>,
-    error: &ApiError,
-) {
+fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<(usize, usize), ApiError>>>, error: &ApiError) {
     tracing::error!(error = %error, "a group of location pings could not be written");
     for reply in replies {
         let _ = reply.send(Err(ApiError::Unavailable("the location could not be stored; send it again".into())));

@@ -31,8 +31,8 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use futures::{StreamExt, stream};
 use homeward_shared::api::{
-    ClientEvent, ClientEventKind, CreateUserRequest, EscalationPlanRequest, LocationPing, PingBatch,
-    PingBatchResponse, PushSubscriptionKeys, PushSubscriptionRequest,
+    ClientEvent, ClientEventKind, CreateUserRequest, EscalationPlanRequest, LocationPing, PingBatch, PingBatchResponse,
+    PushSubscriptionKeys, PushSubscriptionRequest,
 };
 use homeward_shared::client::ApiClient;
 use homeward_shared::{Coordinates, EscalationStep, Recipient, Role};
@@ -349,7 +349,8 @@ async fn plan(
     for (i, id) in planned {
         visits[i] = Some(Visit { api: school.staff[i % school.staff.len()].clone(), id: id? });
     }
-    let visits: Vec<Visit> = visits.into_iter().map(|v| v.context("every visit is planned")).collect::<Result<_, _>>()?;
+    let visits: Vec<Visit> =
+        visits.into_iter().map(|v| v.context("every visit is planned")).collect::<Result<_, _>>()?;
     let plan_secs = clock.elapsed().as_secs_f64();
     println!("planned {count} visits in {plan_secs:.1} s ({:.0}/s)", count as f64 / plan_secs);
     Ok(visits)
@@ -364,7 +365,8 @@ async fn start_all(
     let started: Vec<(usize, Uuid, anyhow::Result<()>)> = stream::iter(0..visits.len())
         .map(|i| {
             let visit = visits[i].clone();
-            let start = ClientEvent { id: Uuid::new_v4(), at: at(i), kind: ClientEventKind::Start { location: Some(PLACE) } };
+            let start =
+                ClientEvent { id: Uuid::new_v4(), at: at(i), kind: ClientEventKind::Start { location: Some(PLACE) } };
             async move {
                 let id = start.id;
                 (i, id, visit.api.send_events(visit.id, &[start]).await.map(|_| ()).context("start a visit"))
@@ -680,7 +682,8 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
     // `offset(i)` after the load begins. A visit is at least five minutes long, so each is planned
     // 5 + whole minutes of its offset long and its start is dated back within the five minutes the
     // server allows; the others outlast the run by half an hour.
-    let offset = |i: usize| Duration::milliseconds(run.num_milliseconds() * (2 * i as i64 + 1) / (2 * lapsing.max(1) as i64));
+    let offset =
+        |i: usize| Duration::milliseconds(run.num_milliseconds() * (2 * i as i64 + 1) / (2 * lapsing.max(1) as i64));
     let minutes = |i: usize| {
         if i < lapsing { VISIT_MINUTES + offset(i).num_minutes() } else { run.num_minutes() + 30 }
     };
@@ -694,7 +697,11 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
     })
     .await?;
     let late = Utc::now() - t0;
-    ensure!(late < Duration::zero(), "starting ran past the first deadline by {} ms: lower --sessions", late.num_milliseconds());
+    ensure!(
+        late < Duration::zero(),
+        "starting ran past the first deadline by {} ms: lower --sessions",
+        late.num_milliseconds()
+    );
     println!("server with {n} active visits, idle: {}", school.server.memory().unwrap_or_default());
     tokio::time::sleep((t0 - Utc::now()).to_std().unwrap_or_default()).await;
     println!("load average as the load begins: {}", load_average());
@@ -788,7 +795,10 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
                     }
                 },
                 Err(e) => {
-                    eprintln!("leader {k}: the board's event stream did not open after {:.0} ms: {e}", elapsed_ms(opened));
+                    eprintln!(
+                        "leader {k}: the board's event stream did not open after {:.0} ms: {e}",
+                        elapsed_ms(opened)
+                    );
                     stream_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -850,6 +860,11 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
         // A duplicate would come right behind: a short grace to catch it.
         tokio::time::sleep(StdDuration::from_secs(5)).await;
         soak = Some(check_escalations(&school, &visits[..lapsing], &deadline).await?);
+        let (timers, deliveries) = backlog(&school.db.url).await?;
+        println!(
+            "after waiting: {timers} timers due and not fired, {deliveries} deliveries waiting or in flight \
+             (a missing step still in these is late, not lost)"
+        );
     }
     school.server.stop().await;
     let lost = check_stored(&school.db.url, &acknowledged).await?;
@@ -920,6 +935,23 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
         ensure!(s.missing == 0 && s.duplicated == 0, "escalation steps were missed or duplicated");
     }
     Ok(())
+}
+
+/// What the server has yet to do: timers due and not fired, deliveries waiting or being sent.
+async fn backlog(url: &str) -> anyhow::Result<(i64, i64)> {
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let timers: i64 =
+        sqlx::query("select count(*) from timers where fired_at is null and cancelled_at is null and due_at <= $1")
+            .bind(Utc::now().timestamp_millis())
+            .fetch_one(&mut conn)
+            .await?
+            .try_get(0)?;
+    let deliveries: i64 = sqlx::query("select count(*) from deliveries where status in ('pending', 'sending')")
+        .fetch_one(&mut conn)
+        .await?
+        .try_get(0)?;
+    let _ = conn.close().await;
+    Ok((timers, deliveries))
 }
 
 /// (alert, step) of every step message the leader's device received.
