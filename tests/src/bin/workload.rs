@@ -651,6 +651,8 @@ async fn session_owners(url: &str) -> anyhow::Result<(String, Vec<(String, Strin
 #[derive(Default)]
 struct Endpoints {
     by_name: Mutex<BTreeMap<&'static str, (Vec<f64>, u64)>>,
+    /// What went wrong, by kind (an HTTP status, or the transport error), with a count.
+    failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Endpoints {
@@ -661,6 +663,14 @@ impl Endpoints {
         if !ok {
             entry.1 += 1;
         }
+    }
+
+    fn failure(&self, name: &'static str, error: &homeward_shared::client::ClientError) {
+        let kind = match error.status() {
+            Some(status) => format!("{name}: {status}"),
+            None => format!("{name}: {error}"),
+        };
+        *self.failures.lock().expect("failures").entry(kind).or_default() += 1;
     }
 }
 
@@ -727,7 +737,9 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
             let begin = tokio::time::Instant::now() + phase;
             let mut pings = tokio::time::interval_at(begin, ping_every);
             pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut check_ins = tokio::time::interval_at(begin + check_in_every.mul_f64(0.5), check_in_every);
+            // Check-ins spread over their own period, not bunched in the pings' first one.
+            let check_in_phase = check_in_every.mul_f64(i as f64 / n as f64);
+            let mut check_ins = tokio::time::interval_at(tokio::time::Instant::now() + check_in_phase, check_in_every);
             check_ins.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let due = tokio::select! {
@@ -747,6 +759,9 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
                     let outcome = visit.api.send_pings(visit.id, std::slice::from_ref(&p)).await;
                     let ok = matches!(&outcome, Ok(r) if r.stored + r.duplicates == 1);
                     endpoints.record("POST /sessions/{id}/pings", elapsed_ms(sent), ok);
+                    if let Err(e) = &outcome {
+                        endpoints.failure("pings", e);
+                    }
                     if ok {
                         acknowledged.pings.lock().expect("pings").push(p.id);
                     }
@@ -754,6 +769,9 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
                     let e = ClientEvent { id: Uuid::new_v4(), at: now_ms(), kind: ClientEventKind::CheckIn };
                     let outcome = visit.api.send_events(visit.id, std::slice::from_ref(&e)).await;
                     endpoints.record("POST /sessions/{id}/events (check-in)", elapsed_ms(sent), outcome.is_ok());
+                    if let Err(e) = &outcome {
+                        endpoints.failure("check-in", e);
+                    }
                     if outcome.is_ok() {
                         acknowledged.events.lock().expect("events").push(e.id);
                     }
@@ -893,6 +911,9 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
         boards_streamed.load(Ordering::Relaxed) as f64 / run_secs,
         stream_errors.load(Ordering::Relaxed)
     );
+    for (kind, count) in endpoints.failures.lock().expect("failures").iter() {
+        println!("failed: {count} × {kind}");
+    }
     println!(
         "{} ticks were sent more than a period late (the load generator or the server fell behind)",
         behind.load(Ordering::Relaxed)
