@@ -47,10 +47,21 @@ pub async fn record(
     now: Timestamp,
 ) -> Result<(usize, usize), ApiError> {
     if db.backend == Backend::Postgres {
-        let mut tx = db.begin().await?;
-        let counts = write(&mut tx, user, session_id, &pings, now).await?;
-        tx.commit().await?;
-        return Ok(counts);
+        // The scheduler locks a due lost-signal timer and then its session; this locks the session and
+        // then cancels that timer: PostgreSQL breaks such a deadlock by failing one side, and a ping
+        // request that loses simply runs again.
+        let mut attempt = 1;
+        loop {
+            let mut tx = db.begin().await?;
+            let result = match write(&mut tx, user, session_id, &pings, now).await {
+                Ok(counts) => tx.commit().await.map(|()| counts).map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt < 3 && is_deadlock(&e) => attempt += 1,
+                other => return other,
+            }
+        }
     }
     let (reply, mut answer) = oneshot::channel();
     db.ping_queue.lock().expect("the ping queue").push_back(Queued {
@@ -78,6 +89,17 @@ pub async fn record(
         }
     }
     answered(answer.await)
+}
+
+/// PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01).
+fn is_deadlock(error: &ApiError) -> bool {
+    match error {
+        ApiError::Unexpected(e) => e
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .is_some_and(|e| e.code().as_deref() == Some("40P01")),
+        _ => false,
+    }
 }
 
 fn answered(
