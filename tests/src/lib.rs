@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 pub use homeward_shared;
 pub mod private_postgres;
+pub mod bench;
 pub mod push_service;
 pub mod sms_sink;
 pub mod smtp_sink;

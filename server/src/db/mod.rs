@@ -34,6 +34,8 @@ pub struct Db {
     pub channels: crate::notify::Configured,
     /// Tells live boards that a school changed, once the transaction that changed it commits.
     pub live: crate::live::LiveChanges,
+    /// Location pings waiting to be written together (SQLite's group commit, `store::pings`).
+    pub ping_queue: crate::store::pings::PingQueue,
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
@@ -160,16 +162,27 @@ impl Db {
             signals: crate::escalation::signals::SignalSettings::default(),
             channels: crate::notify::Configured::default(),
             live: crate::live::LiveChanges::new(),
+            ping_queue: Default::default(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
     }
 
     pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
-        let gate = match &self.write_gate {
+        let slot = self.write_slot().await;
+        self.begin_in(slot).await
+    }
+
+    /// SQLite's single writer's turn (wait for it); `None` on PostgreSQL, which has no such turn.
+    pub async fn write_slot(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
-        };
+        }
+    }
+
+    /// A write transaction in the writer's turn already taken with [`Db::write_slot`].
+    pub async fn begin_in(&self, gate: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
         let tx = self.pool.begin().await?;
         Ok(WriteTx {
             tx,

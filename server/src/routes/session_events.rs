@@ -201,14 +201,7 @@ pub async fn record_pings(
             .into());
         }
     }
-    let mut tx = state.db.begin().await?;
-    let session = sessions::lock(&mut tx, &user, id).await?;
-    let (stored, duplicates) = pings::insert(&mut tx, &session, user.user_id, &batch, now).await?;
-    if stored > 0 {
-        let signals = tx.signals;
-        crate::escalation::signals::on_pings(&mut tx, &session, &batch, signals, now).await?;
-    }
-    tx.commit().await?;
+    let (stored, duplicates) = pings::record(&state.db, &user, id, batch, now).await?;
     Ok(HttpResponse::Ok().json(PingBatchResponse { stored, duplicates }))
 }
 

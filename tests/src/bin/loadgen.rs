@@ -20,8 +20,7 @@
 //! where a database with a random name is created and dropped again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration as StdDuration, Instant};
@@ -36,11 +35,10 @@ use homeward_shared::api::{
 };
 use homeward_shared::client::ApiClient;
 use homeward_shared::{Coordinates, EscalationStep, Recipient, Role};
+use homeward_tests::bench::{ServerProcess, Stats, ms, run_cli, server_binary, stats};
 use homeward_tests::push_service::{PushService, Received};
 use homeward_tests::{Backend, PASSWORD, TestDatabase, low_risk_visit, now_ms};
 use sqlx::{Connection, Row};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 /// A visit cannot be shorter than this; a start dated this long before a moment makes that moment the deadline.
@@ -146,7 +144,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let level = args.server_log_level.as_deref();
-    let mut server = ServerProcess::start(&bin, &db, &log_path, level).await?;
+    let mut server = ServerProcess::start(&bin, &db, &log_path, level, &[]).await?;
     let school = setup(&args, &server.base).await?;
     let deadlines = deadline_phase(&args, &school.workers, school.plan_id, &school.push, &db).await?;
     let panics = if args.panics > 0 {
@@ -156,7 +154,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         // connection has prepared the alert insert for an alert without a position (every missed deadline
         // above), inserting one with a position (a panic) on that connection fails.
         server.stop().await;
-        server = ServerProcess::start(&bin, &db, &log_path.with_extension("2.log"), level).await?;
+        server = ServerProcess::start(&bin, &db, &log_path.with_extension("2.log"), level, &[]).await?;
         let workers: Vec<ApiClient> = school
             .workers
             .iter()
@@ -202,26 +200,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
     ensure!(deadlines.stats.n == args.sessions, "{} deadline pushes are missing", args.sessions - deadlines.stats.n);
     Ok(())
-}
-
-fn ms(v: f64) -> String {
-    if v.is_nan() { "-".into() } else { format!("{v:.0} ms") }
-}
-
-struct Stats {
-    n: usize,
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-/// Nearest-rank percentiles of milliseconds.
-fn stats(mut values: Vec<f64>) -> Stats {
-    values.sort_by(f64::total_cmp);
-    let rank = |p: f64| {
-        if values.is_empty() { f64::NAN } else { values[((p * values.len() as f64).ceil() as usize).max(1) - 1] }
-    };
-    Stats { n: values.len(), p50: rank(0.50), p99: rank(0.99), max: values.last().copied().unwrap_or(f64::NAN) }
 }
 
 struct DeadlineResult {
@@ -642,102 +620,4 @@ async fn alerts_by_id(url: &str, kind: &str) -> anyhow::Result<HashMap<Uuid, (Uu
     }
     let _ = conn.close().await;
     Ok(alerts)
-}
-
-/// `--server-bin`, or `homeward` next to this program.
-fn server_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let bin = match given {
-        Some(bin) => bin,
-        None => std::env::current_exe()?
-            .parent()
-            .context("this program's directory")?
-            .join(format!("homeward{}", std::env::consts::EXE_SUFFIX)),
-    };
-    if !bin.is_file() {
-        bail!(
-            "the homeward binary is not at {}: build it with `cargo build --release -p homeward-server --bin homeward` \
-             or pass --server-bin",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-fn command(bin: &Path, db: &TestDatabase) -> Command {
-    let mut command = Command::new(bin);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("HOMEWARD_") || var == "DATABASE_URL" || var == "RUST_LOG" {
-            command.env_remove(var);
-        }
-    }
-    command
-        .env("DATABASE_URL", &db.url)
-        .env("HOMEWARD_DATA_DIR", &db.data_dir)
-        .current_dir(&db.data_dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-async fn run_cli(bin: &Path, db: &TestDatabase, args: &[&str]) -> anyhow::Result<String> {
-    let output = command(bin, db).args(args).output().await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    ensure!(
-        output.status.success(),
-        "homeward {args:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(stdout)
-}
-
-/// `homeward serve` as a child process, killed if dropped.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    async fn start(bin: &Path, db: &TestDatabase, log: &Path, level: Option<&str>) -> anyhow::Result<ServerProcess> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut command = command(bin, db);
-        command
-            .env("HOMEWARD_BIND", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log)?));
-        if let Some(level) = level {
-            command.env("RUST_LOG", level);
-        }
-        let mut child = command.spawn().context("start the homeward binary")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let expected = format!("listening on http://127.0.0.1:{port}");
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut ready_tx = Some(ready_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains(&expected)
-                    && let Some(tx) = ready_tx.take()
-                {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        match tokio::time::timeout(StdDuration::from_secs(60), ready).await {
-            Ok(Ok(())) => Ok(ServerProcess { child, base: format!("http://127.0.0.1:{port}") }),
-            _ => {
-                let _ = child.kill().await;
-                bail!("the server did not start; see {}", log.display())
-            }
-        }
-    }
-
-    /// SIGTERM, and SIGKILL if it has not stopped within ten seconds.
-    async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
-        }
-        if tokio::time::timeout(StdDuration::from_secs(10), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
 }

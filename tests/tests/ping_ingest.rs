@@ -1,0 +1,145 @@
+//! Location pings arriving together: on SQLite they are written in one transaction (group commit), and
+//! each request must still be stored exactly once by its ids, answered only with its own result, and
+//! undone alone when it fails.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use homeward_server::auth::AuthUser;
+use homeward_server::store::pings;
+use homeward_shared::Role;
+use homeward_shared::api::{ClientEventKind, LocationPing};
+use homeward_tests::{Backend, Member, TestApp, low_risk_visit, on_both_databases, spawn_app};
+use sqlx::Row;
+use uuid::Uuid;
+
+async fn started_visit(app: &TestApp, member: &Member) -> Uuid {
+    let mut visit = low_risk_visit();
+    visit.planned_start = app.now();
+    let session = member.api.plan_session(&visit).await.unwrap();
+    member.api.send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })]).await.unwrap();
+    session.id
+}
+
+fn ping(app: &TestApp) -> LocationPing {
+    LocationPing {
+        id: Uuid::new_v4(),
+        at: app.now(),
+        latitude: 51.5,
+        longitude: -0.12,
+        accuracy_m: 10.0,
+        battery_percent: Some(80),
+    }
+}
+
+async fn stored_ping_ids(app: &TestApp, session: Uuid) -> Vec<String> {
+    sqlx::query("select ping_id from location_pings where session_id = $1")
+        .bind(session.to_string())
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
+}
+
+/// Two phones each send 40 batches at once, and every batch twice (a phone resends what got no answer
+/// yet): every ping is stored once, the answers add up to exactly the pings sent, and the resent
+/// copies are counted as duplicates.
+async fn pings_sent_together_are_each_stored_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Ingest School").await;
+    let visits = [
+        (school.staff.api.clone(), started_visit(&app, &school.staff).await),
+        (school.other_staff.api.clone(), started_visit(&app, &school.other_staff).await),
+    ];
+    let mut requests = Vec::new();
+    let mut sent: Vec<HashSet<Uuid>> = vec![HashSet::new(), HashSet::new()];
+    for k in 0..80 {
+        let (api, session) = visits[k % 2].clone();
+        let batch: Vec<LocationPing> = (0..1 + k % 3).map(|_| ping(&app)).collect();
+        sent[k % 2].extend(batch.iter().map(|p| p.id));
+        for _ in 0..2 {
+            let (api, batch) = (api.clone(), batch.clone());
+            requests.push(async move { (batch.len(), api.send_pings(session, &batch).await.unwrap()) });
+        }
+    }
+    let answers = join_all(requests).await;
+    let stored: usize = answers.iter().map(|(_, a)| a.stored).sum();
+    let duplicates: usize = answers.iter().map(|(_, a)| a.duplicates).sum();
+    let unique = sent[0].len() + sent[1].len();
+    assert_eq!(stored, unique, "each ping is stored by exactly one of the two requests that carried it");
+    assert_eq!(duplicates, unique, "the other copy is a duplicate");
+    for (n, answer) in &answers {
+        assert_eq!(answer.stored + answer.duplicates, *n, "each answer accounts for its own batch only");
+    }
+    for (i, (_, session)) in visits.iter().enumerate() {
+        let in_db: Vec<String> = stored_ping_ids(&app, *session).await;
+        assert_eq!(in_db.len(), sent[i].len(), "no ping is stored twice");
+        let expected: HashSet<String> = sent[i].iter().map(Uuid::to_string).collect();
+        assert_eq!(in_db.into_iter().collect::<HashSet<_>>(), expected, "every ping is stored with its session");
+    }
+}
+
+/// A request that fails while its group is being written (here: a session that does not exist, found
+/// only inside the transaction) is answered with its own error; the requests written with it are stored.
+/// The writer's turn is held while they queue, so on SQLite all of them go in one transaction.
+async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Ingest School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let db = app.state.db.clone();
+    let staff = AuthUser {
+        user_id: school.staff.id(),
+        school_id: school.id,
+        name: school.staff.user.name.clone(),
+        roles: vec![Role::Staff],
+        token_hash: String::new(),
+    };
+    let slot = db.write_slot().await;
+    let mut calls = Vec::new();
+    let mut good = HashSet::new();
+    for k in 0..9 {
+        let batch = vec![ping(&app), ping(&app)];
+        let target = if k == 4 { Uuid::new_v4() } else { session };
+        if k != 4 {
+            good.extend(batch.iter().map(|p| p.id.to_string()));
+        }
+        let (db, staff, now) = (db.clone(), staff.clone(), app.now());
+        calls.push(tokio::spawn(async move { pings::record(&db, &staff, target, batch, now).await }));
+    }
+    if backend == Backend::Sqlite {
+        // Every request waits in the queue for the writer's turn the test holds.
+        for _ in 0..200 {
+            if db.ping_queue.lock().unwrap().len() == 9 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(db.ping_queue.lock().unwrap().len(), 9, "all nine requests are queued together");
+    }
+    drop(slot);
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.unwrap());
+    }
+    for (k, result) in results.iter().enumerate() {
+        match (k, result) {
+            (4, Err(e)) => assert_eq!(e.body().code, "not_found", "{e}"),
+            (4, Ok(counts)) => panic!("a ping for a session that does not exist was stored: {counts:?}"),
+            (_, Ok(counts)) => assert_eq!(*counts, (2, 0)),
+            (_, Err(e)) => panic!("request {k} failed with its group: {e}"),
+        }
+    }
+    let in_db: HashSet<String> = stored_ping_ids(&app, session).await.into_iter().collect();
+    assert_eq!(in_db, good);
+    let strays: i64 = sqlx::query("select count(*) from location_pings where session_id <> $1")
+        .bind(session.to_string())
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(strays, 0, "nothing of the failed request is stored");
+}
+
+on_both_databases!(pings_sent_together_are_each_stored_once, a_failing_request_in_a_group_is_undone_alone);
