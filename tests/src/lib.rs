@@ -17,8 +17,8 @@ use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 pub use homeward_shared;
-pub mod private_postgres;
 pub mod bench;
+pub mod private_postgres;
 pub mod push_service;
 pub mod sms_sink;
 pub mod smtp_sink;
