@@ -30,12 +30,14 @@ pub async fn build(
     let school = viewer.school_id.to_string();
     // The latest ping of each live visit, and the latest battery reading (a ping may come without one).
     let pings: Vec<PingRow> = sqlx::query_as(
-        "select p.session_id, p.latitude, p.longitude, p.accuracy_m, p.at, \
-         (select b.battery_percent from location_pings b where b.session_id = p.session_id \
+        // One index probe per live visit (`location_pings (session_id, at)`), never a scan of every ping
+        // the live visits have sent: the board is rebuilt on every change.
+        "select s.session_id, p.latitude, p.longitude, p.accuracy_m, p.at, \
+         (select b.battery_percent from location_pings b where b.session_id = s.session_id \
           and b.battery_percent is not null order by b.at desc limit 1) \
-         from location_pings p join sessions s on s.session_id = p.session_id \
-         where s.school_id = $1 and s.status in ('active', 'overdue', 'alarm') \
-         and p.at = (select max(q.at) from location_pings q where q.session_id = p.session_id)",
+         from sessions s join location_pings p on p.ping_id = \
+           (select q.ping_id from location_pings q where q.session_id = s.session_id order by q.at desc limit 1) \
+         where s.school_id = $1 and s.status in ('active', 'overdue', 'alarm')",
     )
     .bind(&school)
     .fetch_all(pool)
