@@ -1,5 +1,6 @@
-//! The loop that empties the outbox: claim due deliveries, send them concurrently, record each
-//! attempt, retry with backoff (honouring `Retry-After`), forget devices that are gone.
+//! The loop that empties the outbox: claim due deliveries (the oldest undelivered one of each device),
+//! send them concurrently, record each attempt, retry with backoff (honouring `Retry-After`) for an
+//! hour, forget devices that are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,23 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use homeward_shared::escalation::Channel as ChannelKind;
 
-/// After this many attempts a delivery is recorded as failed.
-pub const MAX_ATTEMPTS: i64 = 10;
+/// A delivery is retried until this long after it was written, then recorded as failed. Giving up
+/// by time rather than by a count of attempts means an outage of the push service shorter than this
+/// can never use a message up, however often it was tried meanwhile. An hour outlasts any outage a
+/// push service has had in practice; an alarm still open after that keeps its repeats coming to
+/// every leader, each a new message with an hour of its own.
+pub const RETRY_FOR: chrono::Duration = chrono::Duration::hours(1);
+
+/// The longest wait between two tries of a message, unless the service asks for longer
+/// (`Retry-After`). Short, because only the oldest undelivered message of each device is retried
+/// (the rest wait behind it in order): after an outage the first retry that succeeds brings every
+/// message waiting for that push service forward, so an alarm goes out at most this long after the
+/// service is back.
+pub const MAX_BACKOFF: chrono::Duration = chrono::Duration::seconds(30);
 
 fn backoff(attempts: i64) -> chrono::Duration {
-    // 1 s, 2 s, 4 s ... capped at 5 minutes.
-    chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(chrono::Duration::minutes(5))
+    // 1 s, 2 s, 4 s ... capped.
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(MAX_BACKOFF)
 }
 
 pub async fn run(state: Arc<AppState>, channels: Channels, poll: Duration) {
@@ -58,11 +70,22 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
         // written in one transaction (one fsync on SQLite), which keeps up with a burst of alarms.
         let (results, mut returned) = tokio::sync::mpsc::unbounded_channel();
         let send_all = async move {
-            join_all(claimed.into_iter().map(|delivery| {
+            join_all(by_device(claimed).into_iter().map(|queue| {
                 let results = results.clone();
                 async move {
-                    let outcome = send_one(channels, &delivery).await;
-                    let _ = results.send((delivery, outcome, state.clock.now()));
+                    // One device's messages one after another, in the order written; once one must be
+                    // retried, the rest wait behind it untried.
+                    let mut queue = queue.into_iter();
+                    while let Some(delivery) = queue.next() {
+                        let outcome = send_one(channels, &delivery).await;
+                        let retry = matches!(outcome, SendOutcome::Retry { .. });
+                        let _ = results.send((delivery, Some(outcome), state.clock.now()));
+                        if retry {
+                            for untried in queue.by_ref() {
+                                let _ = results.send((untried, None, state.clock.now()));
+                            }
+                        }
+                    }
                 }
             }))
             .await;
@@ -75,7 +98,12 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
                 }
                 let mut tx = state.db.begin().await?;
                 for (delivery, outcome, at) in ready {
-                    outbox::record(&mut tx, &delivery, &to_result(&delivery, outcome, at), at).await?;
+                    match outcome {
+                        Some(outcome) => {
+                            outbox::record(&mut tx, &delivery, &to_result(&delivery, outcome, at), at).await?
+                        }
+                        None => outbox::release(&mut tx, &delivery).await?,
+                    }
                 }
                 tx.commit().await?;
             }
@@ -84,6 +112,19 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
         let ((), recorded) = tokio::join!(send_all, record_all);
         recorded?;
     }
+}
+
+/// Claimed deliveries grouped by device, each group in the order claimed (the order written).
+fn by_device(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
+    let mut queues: Vec<((String, String), Vec<Claimed>)> = Vec::new();
+    for delivery in claimed {
+        let queue = outbox::queue_of(&delivery);
+        match queues.iter_mut().find(|(q, _)| *q == queue) {
+            Some((_, deliveries)) => deliveries.push(delivery),
+            None => queues.push((queue, vec![delivery])),
+        }
+    }
+    queues.into_iter().map(|(_, deliveries)| deliveries).collect()
 }
 
 async fn send_one(channels: &Channels, delivery: &Claimed) -> SendOutcome {
@@ -139,11 +180,15 @@ fn to_result(delivery: &Claimed, outcome: SendOutcome, now: Timestamp) -> Delive
             DeliveryResult { status: "failed", status_code: status, error: Some(error), next_attempt_at: None }
         }
         SendOutcome::Retry { status, error, retry_after } => {
-            if delivery.attempts + 1 >= MAX_ATTEMPTS {
+            if now - delivery.created_at >= RETRY_FOR {
                 return DeliveryResult {
                     status: "failed",
                     status_code: status,
-                    error: Some(format!("gave up: {error}")),
+                    error: Some(format!(
+                        "gave up after {} minutes and {} attempts: {error}",
+                        RETRY_FOR.num_minutes(),
+                        delivery.attempts + 1
+                    )),
                     next_attempt_at: None,
                 };
             }
@@ -167,6 +212,10 @@ mod tests {
     use uuid::Uuid;
 
     fn claimed(attempts: i64) -> Claimed {
+        claimed_at(attempts, chrono::Utc::now())
+    }
+
+    fn claimed_at(attempts: i64, created_at: Timestamp) -> Claimed {
         Claimed {
             id: Uuid::new_v4(),
             channel: "push".into(),
@@ -182,6 +231,7 @@ mod tests {
             ttl_seconds: 300,
             topic: "t".into(),
             attempts,
+            created_at,
         }
     }
 
@@ -199,14 +249,63 @@ mod tests {
         // The service asked for two minutes: that is longer than the backoff, so it wins.
         let asked = to_result(&claimed(0), retry(Some(Duration::from_secs(120))), now);
         assert_eq!(asked.next_attempt_at, Some(now + chrono::Duration::seconds(120)));
-        // Backoff is capped at five minutes.
-        assert_eq!(backoff(20), chrono::Duration::minutes(5));
+        // Backoff is capped at thirty seconds.
+        assert_eq!(backoff(5), chrono::Duration::seconds(30));
+        assert_eq!(backoff(20), MAX_BACKOFF);
+    }
+
+    /// Play a push service that answers 503 until `outage` has passed, against the retry policy on a
+    /// hand-moved clock: returns the attempts made, when the message got through, and the result.
+    fn through_an_outage(outage: chrono::Duration) -> (i64, chrono::Duration, &'static str) {
+        let written = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut now = written;
+        let mut attempts = 0;
+        loop {
+            let up = now - written >= outage;
+            let outcome = if up {
+                SendOutcome::Delivered { status: 201 }
+            } else {
+                SendOutcome::Retry { status: Some(503), error: "unavailable".into(), retry_after: None }
+            };
+            let result = to_result(&claimed_at(attempts, written), outcome, now);
+            attempts += 1;
+            match result.next_attempt_at {
+                Some(next) if result.status == "pending" => now = next,
+                _ => return (attempts, now - written, result.status),
+            }
+        }
     }
 
     #[test]
-    fn gives_up_after_the_last_attempt_and_forgets_gone_devices() {
+    fn a_two_minute_outage_never_uses_a_message_up() {
+        let outage = chrono::Duration::minutes(2);
+        let (attempts, delivered_after, status) = through_an_outage(outage);
+        assert_eq!(status, "sent");
+        // Ten tries under the old count would have been exhausted by 1+2+...+256 s; here the message
+        // simply keeps its place, and gets through within one capped backoff of the service's return.
+        assert!(delivered_after >= outage && delivered_after < outage + MAX_BACKOFF, "{delivered_after}");
+        assert!(attempts >= 8, "{attempts} tries");
+    }
+
+    #[test]
+    fn gives_up_an_hour_after_the_message_was_written_not_after_a_count() {
+        let written = chrono::Utc::now();
+        let busy = || retry(None);
+        // Fifty tries in, with the hour not yet up: still trying.
+        let before = to_result(&claimed_at(50, written), busy(), written + RETRY_FOR - chrono::Duration::seconds(1));
+        assert_eq!(before.status, "pending");
+        let after = to_result(&claimed_at(50, written), busy(), written + RETRY_FOR);
+        assert_eq!((after.status, after.next_attempt_at), ("failed", None));
+        assert!(after.error.unwrap().starts_with("gave up after 60 minutes and 51 attempts"));
+        // An outage as long as the hour uses the message up, after about two tries a minute.
+        let (attempts, _, status) = through_an_outage(RETRY_FOR + chrono::Duration::minutes(1));
+        assert_eq!(status, "failed");
+        assert!((110..=130).contains(&attempts), "{attempts} tries in the hour");
+    }
+
+    #[test]
+    fn forgets_gone_devices_and_records_what_was_sent() {
         let now = chrono::Utc::now();
-        assert_eq!(to_result(&claimed(MAX_ATTEMPTS - 1), retry(None), now).status, "failed");
         assert_eq!(to_result(&claimed(0), SendOutcome::Gone { status: 410 }, now).status, "gone");
         assert_eq!(to_result(&claimed(0), SendOutcome::Delivered { status: 201 }, now).status, "sent");
     }

@@ -1,0 +1,198 @@
+//! Storage that cannot take a write: the phone's event and ping batches are answered 503 with the
+//! shared error body (never a 500, never a silent drop), nothing is half-written, and once the
+//! storage mends the same batch, with the same client ids, is stored exactly once.
+//!
+//! SQLite: the server's files may not grow (`RLIMIT_FSIZE` of 0 on this test's process, after the
+//! write-ahead log is truncated), so the next commit fails at `write()` as on a full disk, with no
+//! privilege needed. nextest runs each test in a process of its own, so the limit touches nothing
+//! else. PostgreSQL: the test database made read-only (`default_transaction_read_only`) and the
+//! server's sessions terminated (`pg_terminate_backend`), as after a failover to a standby; the
+//! PostgreSQL server itself is shared and keeps running.
+
+use homeward_shared::api::{ClientEvent, ClientEventKind, LocationPing};
+use homeward_shared::client::RawBody;
+use homeward_tests::{Backend, Member, TestApp, low_risk_visit, on_both_databases, postgres_admin_url, spawn_app};
+use reqwest::Method;
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+use uuid::Uuid;
+
+/// What a refused request could have touched.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    counts: Vec<(&'static str, i64)>,
+    sessions: Vec<(String, String, i64)>,
+}
+
+const TABLES: [&str; 7] =
+    ["session_events", "location_pings", "audit_log", "alerts", "timers", "deliveries", "access_tokens"];
+
+impl Stored {
+    async fn take(app: &TestApp) -> Self {
+        let pool = &app.state.db.pool;
+        let mut counts = Vec::new();
+        for table in TABLES {
+            let (n,): (i64,) = sqlx::query_as(&format!("select count(*) from {table}"))
+                .fetch_one(pool)
+                .await
+                .unwrap_or_else(|e| panic!("count {table}: {e}"));
+            counts.push((table, n));
+        }
+        let sessions = sqlx::query_as("select session_id, status, updated_at from sessions order by session_id")
+            .fetch_all(pool)
+            .await
+            .expect("read sessions");
+        Stored { counts, sessions }
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        self.counts.iter().find(|(t, _)| *t == table).map(|(_, n)| *n).expect("a counted table")
+    }
+}
+
+/// Storage that refuses writes until mended.
+enum Fault {
+    /// SQLite: no file of this process may grow.
+    FilesMayNotGrow { wal: std::path::PathBuf, soft_limit: Option<u64>, _listener: tokio::signal::unix::Signal },
+    /// PostgreSQL: the test database is read-only and the server's sessions were cut.
+    ReadOnly { database: String },
+}
+
+async fn terminate_sessions(admin: &mut sqlx::AnyConnection, database: &str) {
+    admin
+        .execute(
+            format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{database}'").as_str(),
+        )
+        .await
+        .expect("terminate the server's sessions");
+}
+
+impl Fault {
+    async fn begin(app: &TestApp) -> Fault {
+        match app.db.backend {
+            Backend::Sqlite => {
+                sqlx::query("pragma wal_checkpoint(truncate)")
+                    .execute(&app.state.db.pool)
+                    .await
+                    .expect("checkpoint the write-ahead log");
+                let wal = app.db.data_dir.join("homeward.db-wal");
+                // A write past the limit raises SIGXFSZ, which would kill the process: listening for it
+                // (tokio installs a handler) makes the write fail with EFBIG instead, as SQLite expects.
+                let sigxfsz = tokio::signal::unix::SignalKind::from_raw(25); // SIGXFSZ on Linux
+                let listener = tokio::signal::unix::signal(sigxfsz).expect("listen for SIGXFSZ");
+                let old = getrlimit(Resource::Fsize);
+                setrlimit(Resource::Fsize, Rlimit { current: Some(0), maximum: old.maximum })
+                    .expect("lower the file size limit");
+                let soft_limit = old.current;
+                Fault::FilesMayNotGrow { wal, soft_limit, _listener: listener }
+            }
+            Backend::Postgres => {
+                let database = app.db.url.rsplit('/').next().expect("a database name").to_string();
+                let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url()).await.expect("connect as admin");
+                admin
+                    .execute(format!("alter database {database} set default_transaction_read_only = on").as_str())
+                    .await
+                    .expect("make the database read-only");
+                terminate_sessions(&mut admin, &database).await;
+                Fault::ReadOnly { database }
+            }
+        }
+    }
+
+    async fn mend(self) {
+        match self {
+            Fault::FilesMayNotGrow { wal, soft_limit, .. } => {
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                assert_eq!(size, 0, "the write-ahead log never grew while the limit held");
+                // Raising the soft limit back up to the hard limit needs no privilege.
+                let limit = getrlimit(Resource::Fsize);
+                setrlimit(Resource::Fsize, Rlimit { current: soft_limit, maximum: limit.maximum })
+                    .expect("restore the file size limit");
+            }
+            Fault::ReadOnly { database } => {
+                let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url()).await.expect("connect as admin");
+                admin
+                    .execute(format!("alter database {database} reset default_transaction_read_only").as_str())
+                    .await
+                    .expect("make the database writable");
+                // Sessions keep the setting they started with: new ones must be opened.
+                terminate_sessions(&mut admin, &database).await;
+            }
+        }
+    }
+}
+
+async fn started_visit(app: &TestApp, staff: &Member) -> Uuid {
+    let session = staff.api.plan_session(&low_risk_visit()).await.expect("plan");
+    staff.api.send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
+    session.id
+}
+
+async fn post(member: &Member, path: &str, body: &Value) -> (u16, Value) {
+    let (status, body) =
+        member.api.raw(Method::POST, path, Some(RawBody::Json(body.clone()))).await.expect("an answer");
+    (status.as_u16(), body)
+}
+
+fn assert_unavailable(what: &str, (status, body): &(u16, Value)) {
+    assert_eq!(*status, 503, "{what}: 503, not a 500 and not a success: {body}");
+    let fields: Vec<&String> = body.as_object().expect("a JSON object").keys().collect();
+    assert_eq!(fields, ["code", "message"], "{what}: the shared error body: {body}");
+    assert_eq!(body["code"], "unavailable", "{what}: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("try again")), "{what}: {body}");
+}
+
+async fn storage_that_refuses_writes_answers_503_and_the_same_batch_is_stored_once_later(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Storage School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let events: Vec<ClientEvent> = vec![app.event_now(ClientEventKind::CheckIn), app.event_now(ClientEventKind::CheckIn)];
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let pings: Vec<LocationPing> = (0..3)
+        .map(|i| LocationPing {
+            id: Uuid::new_v4(),
+            at: app.event_now(ClientEventKind::CheckIn).at,
+            latitude: 51.5 + f64::from(i) * 0.001,
+            longitude: -0.12,
+            accuracy_m: 10.0,
+            battery_percent: Some(70),
+        })
+        .collect();
+    let event_path = format!("/api/v1/sessions/{session}/events");
+    let ping_path = format!("/api/v1/sessions/{session}/pings");
+    let event_batch = json!({ "events": events });
+    let ping_batch = json!({ "pings": pings });
+
+    let before = Stored::take(&app).await;
+    let fault = Fault::begin(&app).await;
+    // Several tries each, as a phone retrying would make: every one refused the same way.
+    for attempt in 1..=3 {
+        assert_unavailable(&format!("events, try {attempt}"), &post(&school.staff, &event_path, &event_batch).await);
+        assert_unavailable(&format!("pings, try {attempt}"), &post(&school.staff, &ping_path, &ping_batch).await);
+    }
+    fault.mend().await;
+    assert_eq!(Stored::take(&app).await, before, "nothing was half-written");
+
+    // The phone kept the batches and sends them again, twice (the first answer may be lost).
+    let (status, first) = post(&school.staff, &event_path, &event_batch).await;
+    assert_eq!(status, 200, "{first}");
+    let applied: Vec<Uuid> = serde_json::from_value(first["applied"].clone()).expect("applied ids");
+    assert_eq!(applied, event_ids, "stored on the first try after the fault");
+    let (status, again) = post(&school.staff, &event_path, &event_batch).await;
+    assert_eq!(status, 200, "{again}");
+    let duplicates: Vec<Uuid> = serde_json::from_value(again["duplicates"].clone()).expect("duplicate ids");
+    assert_eq!(duplicates, event_ids, "the resent batch changes nothing");
+    let (status, stored) = post(&school.staff, &ping_path, &ping_batch).await;
+    assert_eq!((status, stored["stored"].as_i64()), (200, Some(3)), "{stored}");
+    let (_, resent) = post(&school.staff, &ping_path, &ping_batch).await;
+    assert_eq!((resent["stored"].as_i64(), resent["duplicates"].as_i64()), (Some(0), Some(3)), "{resent}");
+
+    let after = Stored::take(&app).await;
+    assert_eq!(after.count("session_events"), before.count("session_events") + 2, "each event exactly once");
+    assert_eq!(after.count("location_pings"), before.count("location_pings") + 3, "each ping exactly once");
+    let last_check_in = school.staff.api.session(session).await.expect("the visit").last_check_in;
+    assert_eq!(last_check_in, Some(events[1].at), "the check-ins count, at the time they happened");
+}
+
+on_both_databases!(storage_that_refuses_writes_answers_503_and_the_same_batch_is_stored_once_later);
