@@ -2,21 +2,33 @@
 //! shared error body (never a 500, never a silent drop), nothing is half-written, and once the
 //! storage mends the same batch, with the same client ids, is stored exactly once.
 //!
-//! SQLite: the server's files may not grow (`RLIMIT_FSIZE` of 0 on this test's process, after the
-//! write-ahead log is truncated), so the next commit fails at `write()` as on a full disk, with no
-//! privilege needed. nextest runs each test in a process of its own, so the limit touches nothing
-//! else. PostgreSQL: the test database made read-only (`default_transaction_read_only`) and the
+//! SQLite: the server's files may not grow (the soft `RLIMIT_FSIZE` of this test's process set to 0),
+//! so the next commit fails at `write()` as on a full disk (EFBIG instead of ENOSPC: SQLite's I/O
+//! error 778 instead of "full", 13), with no privilege needed. nextest runs each test in a process of
+//! its own, so the limit touches nothing else. With `HOMEWARD_TEST_TINY_FS` the database lives on a
+//! small filesystem that a file fills for real (SQLite's 13). PostgreSQL: the test database made read-only (`default_transaction_read_only`) and the
 //! server's sessions terminated (`pg_terminate_backend`), as after a failover to a standby; the
 //! PostgreSQL server itself is shared and keeps running.
 
 use homeward_shared::api::{ClientEvent, ClientEventKind, LocationPing};
 use homeward_shared::client::RawBody;
-use homeward_tests::{Backend, Member, TestApp, low_risk_visit, on_both_databases, postgres_admin_url, spawn_app};
+use std::io::Write as _;
+
+use homeward_tests::{
+    Backend, Member, TestApp, low_risk_visit, on_both_databases, postgres_admin_url, spawn_app, spawn_app_shifted,
+};
 use reqwest::Method;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use uuid::Uuid;
+
+/// A small filesystem of its own for the SQLite database (for example a 1 MB tmpfs mounted by root),
+/// to fill up for real instead of limiting file sizes: `HOMEWARD_TEST_TINY_FS=/mnt/tiny`. Its files
+/// are deleted first.
+fn tiny_filesystem() -> Option<std::path::PathBuf> {
+    std::env::var("HOMEWARD_TEST_TINY_FS").ok().map(std::path::PathBuf::from)
+}
 
 /// What a refused request could have touched.
 #[derive(Debug, PartialEq)]
@@ -54,7 +66,9 @@ impl Stored {
 /// Storage that refuses writes until mended.
 enum Fault {
     /// SQLite: no file of this process may grow.
-    FilesMayNotGrow { wal: std::path::PathBuf, soft_limit: Option<u64>, _listener: tokio::signal::unix::Signal },
+    FilesMayNotGrow { wal: std::path::PathBuf, wal_size: u64, soft_limit: Option<u64>, _listener: tokio::signal::unix::Signal },
+    /// SQLite on a small filesystem of its own (`HOMEWARD_TEST_TINY_FS`): a file fills it.
+    DiskFull { filler: std::path::PathBuf },
     /// PostgreSQL: the test database is read-only and the server's sessions were cut.
     ReadOnly { database: String },
 }
@@ -70,13 +84,18 @@ async fn terminate_sessions(admin: &mut sqlx::AnyConnection, database: &str) {
 
 impl Fault {
     async fn begin(app: &TestApp) -> Fault {
-        match app.db.backend {
-            Backend::Sqlite => {
-                sqlx::query("pragma wal_checkpoint(truncate)")
-                    .execute(&app.state.db.pool)
-                    .await
-                    .expect("checkpoint the write-ahead log");
+        match (app.db.backend, tiny_filesystem()) {
+            (Backend::Sqlite, Some(dir)) => {
+                // Fill the small filesystem the database lives on to the last byte.
+                let filler = dir.join("filler");
+                let mut file = std::fs::File::create(&filler).expect("create the filler");
+                let chunk = vec![0u8; 4096];
+                while file.write_all(&chunk).and_then(|()| file.sync_all()).is_ok() {}
+                Fault::DiskFull { filler }
+            }
+            (Backend::Sqlite, None) => {
                 let wal = app.db.data_dir.join("homeward.db-wal");
+                let wal_size = std::fs::metadata(&wal).expect("the write-ahead log").len();
                 // A write past the limit raises SIGXFSZ, which would kill the process: listening for it
                 // (tokio installs a handler) makes the write fail with EFBIG instead, as SQLite expects.
                 let sigxfsz = tokio::signal::unix::SignalKind::from_raw(25); // SIGXFSZ on Linux
@@ -85,9 +104,9 @@ impl Fault {
                 setrlimit(Resource::Fsize, Rlimit { current: Some(0), maximum: old.maximum })
                     .expect("lower the file size limit");
                 let soft_limit = old.current;
-                Fault::FilesMayNotGrow { wal, soft_limit, _listener: listener }
+                Fault::FilesMayNotGrow { wal, wal_size, soft_limit, _listener: listener }
             }
-            Backend::Postgres => {
+            (Backend::Postgres, _) => {
                 let database = app.db.url.rsplit('/').next().expect("a database name").to_string();
                 let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url()).await.expect("connect as admin");
                 admin
@@ -102,14 +121,15 @@ impl Fault {
 
     async fn mend(self) {
         match self {
-            Fault::FilesMayNotGrow { wal, soft_limit, .. } => {
+            Fault::FilesMayNotGrow { wal, wal_size, soft_limit, .. } => {
                 let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-                assert_eq!(size, 0, "the write-ahead log never grew while the limit held");
+                assert_eq!(size, wal_size, "the write-ahead log never grew while the limit held");
                 // Raising the soft limit back up to the hard limit needs no privilege.
                 let limit = getrlimit(Resource::Fsize);
                 setrlimit(Resource::Fsize, Rlimit { current: soft_limit, maximum: limit.maximum })
                     .expect("restore the file size limit");
             }
+            Fault::DiskFull { filler } => std::fs::remove_file(filler).expect("remove the filler"),
             Fault::ReadOnly { database } => {
                 let mut admin = sqlx::AnyConnection::connect(&postgres_admin_url()).await.expect("connect as admin");
                 admin
@@ -135,6 +155,26 @@ async fn post(member: &Member, path: &str, body: &Value) -> (u16, Value) {
     (status.as_u16(), body)
 }
 
+/// Send as the phone does: a 503 means "try again shortly", anything else is the answer. Returns the
+/// accepted answer's body.
+async fn resend(member: &Member, path: &str, body: &Value) -> Value {
+    let started = std::time::Instant::now();
+    let mut tries = 1;
+    loop {
+        let answer = post(member, path, body).await;
+        if answer.0 != 503 || started.elapsed() > std::time::Duration::from_secs(30) {
+            if tries > 1 {
+                println!("{path}: accepted on try {tries}, {} ms after the first", started.elapsed().as_millis());
+            }
+            assert_eq!(answer.0, 200, "{path}: {}", answer.1);
+            return answer.1;
+        }
+        assert_unavailable(path, &answer);
+        tries += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn assert_unavailable(what: &str, (status, body): &(u16, Value)) {
     assert_eq!(*status, 503, "{what}: 503, not a 500 and not a success: {body}");
     let fields: Vec<&String> = body.as_object().expect("a JSON object").keys().collect();
@@ -144,7 +184,19 @@ fn assert_unavailable(what: &str, (status, body): &(u16, Value)) {
 }
 
 async fn storage_that_refuses_writes_answers_503_and_the_same_batch_is_stored_once_later(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = match (tiny_filesystem(), backend) {
+        (Some(dir), Backend::Sqlite) => {
+            for old in std::fs::read_dir(&dir).expect("the small filesystem").flatten() {
+                std::fs::remove_file(old.path()).expect("empty the small filesystem");
+            }
+            spawn_app_shifted(backend, move |s| {
+                s.database_url = Some(format!("sqlite://{}?mode=rwc", dir.join("homeward.db").display()));
+                s.data_dir = dir;
+            })
+            .await
+        }
+        _ => spawn_app(backend).await,
+    };
     let school = app.school("Storage School").await;
     let session = started_visit(&app, &school.staff).await;
     let events: Vec<ClientEvent> = vec![app.event_now(ClientEventKind::CheckIn), app.event_now(ClientEventKind::CheckIn)];
@@ -175,17 +227,15 @@ async fn storage_that_refuses_writes_answers_503_and_the_same_batch_is_stored_on
     assert_eq!(Stored::take(&app).await, before, "nothing was half-written");
 
     // The phone kept the batches and sends them again, twice (the first answer may be lost).
-    let (status, first) = post(&school.staff, &event_path, &event_batch).await;
-    assert_eq!(status, 200, "{first}");
+    let first = resend(&school.staff, &event_path, &event_batch).await;
     let applied: Vec<Uuid> = serde_json::from_value(first["applied"].clone()).expect("applied ids");
     assert_eq!(applied, event_ids, "stored on the first try after the fault");
-    let (status, again) = post(&school.staff, &event_path, &event_batch).await;
-    assert_eq!(status, 200, "{again}");
+    let again = resend(&school.staff, &event_path, &event_batch).await;
     let duplicates: Vec<Uuid> = serde_json::from_value(again["duplicates"].clone()).expect("duplicate ids");
     assert_eq!(duplicates, event_ids, "the resent batch changes nothing");
-    let (status, stored) = post(&school.staff, &ping_path, &ping_batch).await;
-    assert_eq!((status, stored["stored"].as_i64()), (200, Some(3)), "{stored}");
-    let (_, resent) = post(&school.staff, &ping_path, &ping_batch).await;
+    let stored = resend(&school.staff, &ping_path, &ping_batch).await;
+    assert_eq!(stored["stored"].as_i64(), Some(3), "{stored}");
+    let resent = resend(&school.staff, &ping_path, &ping_batch).await;
     assert_eq!((resent["stored"].as_i64(), resent["duplicates"].as_i64()), (Some(0), Some(3)), "{resent}");
 
     let after = Stored::take(&app).await;
