@@ -165,10 +165,8 @@ mod tests {
                 "message": "the service is unavailable: the database is busy or unavailable; try again shortly",
             });
             let accepted = EventBatchResponse { applied: ids.clone(), duplicates: vec![], session: session.clone() };
-            let (base, requests) = scripted_server(vec![
-                (503, unavailable.to_string()),
-                (200, serde_json::to_string(&accepted).unwrap()),
-            ]);
+            let (base, requests) =
+                scripted_server(vec![(503, unavailable.to_string()), (200, serde_json::to_string(&accepted).unwrap())]);
             let cell = Saved { queue: RefCell::new(Queue::default()), storage: MemoryStorage::default() };
             for event in &events {
                 cell.update(|q| q.push(Queued::Event { session_id: session.id, event: event.clone() }));

@@ -130,7 +130,11 @@ async fn start_visit(app: &TestApp, worker: &homeward_tests::Member, plan: Uuid,
     visit.expected_duration_minutes = minutes;
     visit.planned_start = app.now();
     let session = worker.api.plan_session(&visit).await.expect("plan");
-    worker.api.send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
+    worker
+        .api
+        .send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })])
+        .await
+        .expect("start");
     session.id
 }
 
@@ -215,7 +219,8 @@ async fn every_alert_arrives_once_in_order_after_an_outage(backend: Backend, how
     // A leader takes both alerts and resolves them: the repeats stop and the resolutions go out behind
     // everything else.
     let alerts = school.leader.api.alerts("open").await.expect("alerts");
-    let missed = alerts.iter().find(|a| a.session_id == overdue && a.kind == AlertKind::MissedDeadline).expect("missed");
+    let missed =
+        alerts.iter().find(|a| a.session_id == overdue && a.kind == AlertKind::MissedDeadline).expect("missed");
     let panic = alerts.iter().find(|a| a.session_id == panicked && a.kind == AlertKind::Panic).expect("panic");
     for alert in [missed, panic] {
         school.leader.api.acknowledge_alert(alert.id).await.expect("take ownership");
@@ -262,7 +267,10 @@ async fn every_alert_arrives_once_in_order_after_an_outage(backend: Backend, how
         }
     }
     assert!(to(&devices.dsl).contains(&step_of(&missed_id, 3)), "the DSL's step came");
-    assert!(to(&devices.panicking_worker).iter().all(|k| k.0 != panic_id || k.1 != "step"), "no alarm to the one who pressed");
+    assert!(
+        to(&devices.panicking_worker).iter().all(|k| k.0 != panic_id || k.1 != "step"),
+        "no alarm to the one who pressed"
+    );
 }
 
 async fn refused_connections_for_the_outage(backend: Backend) {

@@ -66,7 +66,12 @@ impl Stored {
 /// Storage that refuses writes until mended.
 enum Fault {
     /// SQLite: no file of this process may grow.
-    FilesMayNotGrow { wal: std::path::PathBuf, wal_size: u64, soft_limit: Option<u64>, _listener: tokio::signal::unix::Signal },
+    FilesMayNotGrow {
+        wal: std::path::PathBuf,
+        wal_size: u64,
+        soft_limit: Option<u64>,
+        _listener: tokio::signal::unix::Signal,
+    },
     /// SQLite on a small filesystem of its own (`HOMEWARD_TEST_TINY_FS`): a file fills it.
     DiskFull { filler: std::path::PathBuf },
     /// PostgreSQL: the test database is read-only and the server's sessions were cut.
@@ -145,7 +150,11 @@ impl Fault {
 
 async fn started_visit(app: &TestApp, staff: &Member) -> Uuid {
     let session = staff.api.plan_session(&low_risk_visit()).await.expect("plan");
-    staff.api.send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
+    staff
+        .api
+        .send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })])
+        .await
+        .expect("start");
     session.id
 }
 
@@ -199,7 +208,8 @@ async fn storage_that_refuses_writes_answers_503_and_the_same_batch_is_stored_on
     };
     let school = app.school("Storage School").await;
     let session = started_visit(&app, &school.staff).await;
-    let events: Vec<ClientEvent> = vec![app.event_now(ClientEventKind::CheckIn), app.event_now(ClientEventKind::CheckIn)];
+    let events: Vec<ClientEvent> =
+        vec![app.event_now(ClientEventKind::CheckIn), app.event_now(ClientEventKind::CheckIn)];
     let event_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let pings: Vec<LocationPing> = (0..3)
         .map(|i| LocationPing {

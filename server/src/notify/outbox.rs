@@ -432,10 +432,12 @@ pub fn queue_of(delivery: &Claimed) -> (String, String) {
 /// Give back a claimed delivery that was not tried because an earlier one of its device must be
 /// retried: it waits behind that one again, and no attempt is recorded.
 pub async fn release(tx: &mut WriteTx, delivery: &Claimed) -> Result<(), ApiError> {
-    sqlx::query("update deliveries set status = 'pending', lease_until = null where delivery_id = $1 and status = 'sending'")
-        .bind(delivery.id.to_string())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "update deliveries set status = 'pending', lease_until = null where delivery_id = $1 and status = 'sending'",
+    )
+    .bind(delivery.id.to_string())
+    .execute(tx.conn())
+    .await?;
     tx.wrote_deliveries = true;
     Ok(())
 }
@@ -460,22 +462,22 @@ fn claimed_from(
     ): ClaimRow,
 ) -> Result<Claimed, ApiError> {
     Ok(Claimed {
-            id: parse_id(&id)?,
-            channel,
-            destination,
-            reach_id,
-            fallback,
-            subscription_id: subscription_id.map(|s| parse_id(&s)).transpose()?,
-            endpoint,
-            p256dh,
-            auth,
-            payload,
-            urgent: urgency == "high",
-            ttl_seconds,
-            topic,
-            attempts,
-            created_at: from_millis(created_at),
-        })
+        id: parse_id(&id)?,
+        channel,
+        destination,
+        reach_id,
+        fallback,
+        subscription_id: subscription_id.map(|s| parse_id(&s)).transpose()?,
+        endpoint,
+        p256dh,
+        auth,
+        payload,
+        urgent: urgency == "high",
+        ttl_seconds,
+        topic,
+        attempts,
+        created_at: from_millis(created_at),
+    })
 }
 
 /// Deliveries waiting behind an earlier message to their device that has failed at least once are
@@ -546,32 +548,28 @@ pub fn origin_prefix(endpoint: &str) -> Option<&str> {
 /// than up to a backoff later, so alarms go out as soon as a push service is back after an outage.
 async fn bring_forward(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Result<(), ApiError> {
     let brought = match (delivery.channel.as_str(), delivery.endpoint.as_deref().and_then(origin_prefix)) {
-        ("push", Some(origin)) => {
-            sqlx::query(
-                "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
+        ("push", Some(origin)) => sqlx::query(
+            "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
                  and channel = 'push' and subscription_id in \
                  (select subscription_id from push_subscriptions where substr(endpoint, 1, cast($2 as integer)) = $3)",
-            )
-            .bind(to_millis(now))
-            .bind(origin.len() as i64)
-            .bind(origin)
-            .execute(tx.conn())
-            .await?
-            .rows_affected()
-        }
+        )
+        .bind(to_millis(now))
+        .bind(origin.len() as i64)
+        .bind(origin)
+        .execute(tx.conn())
+        .await?
+        .rows_affected(),
         ("push", None) => 0,
         // One configured SMTP server or SMS provider carries every message of its channel.
-        (channel, _) => {
-            sqlx::query(
-                "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
+        (channel, _) => sqlx::query(
+            "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
                  and channel = $2",
-            )
-            .bind(to_millis(now))
-            .bind(channel)
-            .execute(tx.conn())
-            .await?
-            .rows_affected()
-        }
+        )
+        .bind(to_millis(now))
+        .bind(channel)
+        .execute(tx.conn())
+        .await?
+        .rows_affected(),
     };
     if brought > 0 {
         tx.wrote_deliveries = true;
