@@ -1,6 +1,6 @@
-//! The loop that empties the outbox: claim due deliveries (the oldest undelivered one of each device),
-//! send them concurrently, record each attempt, retry with backoff (honouring `Retry-After`) for an
-//! hour, forget devices that are gone.
+//! The loop that empties the outbox: claim due deliveries, send each device's in the order they were
+//! written (devices concurrently), record each attempt, retry with backoff (honouring `Retry-After`)
+//! for an hour, forget devices that are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,9 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
         // at that instant, never a batch that was already accepted. Results that arrive together are
         // written in one transaction (one fsync on SQLite), which keeps up with a burst of alarms.
         let (results, mut returned) = tokio::sync::mpsc::unbounded_channel();
+        // A device's messages must be sent well inside the claim, or another process could take the
+        // later ones while this one still holds the earlier: what is left by then is given back.
+        let send_by = now + chrono::Duration::seconds(outbox::LEASE_SECONDS / 2);
         let send_all = async move {
             join_all(by_device(claimed).into_iter().map(|queue| {
                 let results = results.clone();
@@ -78,6 +81,12 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
                     // retried, the rest wait behind it untried.
                     let mut queue = queue.into_iter();
                     while let Some(delivery) = queue.next() {
+                        if state.clock.now() > send_by {
+                            for untried in std::iter::once(delivery).chain(queue.by_ref()) {
+                                let _ = results.send((untried, None, state.clock.now()));
+                            }
+                            break;
+                        }
                         let outcome = send_one(channels, &delivery).await;
                         let retry = matches!(outcome, SendOutcome::Retry { .. });
                         let _ = results.send((delivery, Some(outcome), state.clock.now()));
@@ -303,6 +312,27 @@ mod tests {
         let (attempts, _, status) = through_an_outage(RETRY_FOR + chrono::Duration::minutes(1));
         assert_eq!(status, "failed");
         assert!((350..=365).contains(&attempts), "{attempts} tries in the hour");
+    }
+
+    #[test]
+    fn each_device_keeps_its_messages_in_the_order_claimed() {
+        let device = |n: u128| Some(Uuid::from_u128(n));
+        let mut batch: Vec<Claimed> = Vec::new();
+        for (n, subscription, destination) in
+            [(1, device(7), None), (2, device(8), None), (3, device(7), None), (4, None, Some("a@school.test"))]
+        {
+            batch.push(Claimed {
+                id: Uuid::from_u128(n),
+                subscription_id: subscription,
+                destination: destination.map(str::to_string),
+                channel: if subscription.is_some() { "push" } else { "email" }.into(),
+                ..claimed(0)
+            });
+        }
+        batch.push(Claimed { id: Uuid::from_u128(5), ..batch[0].clone() });
+        let queues: Vec<Vec<u128>> =
+            by_device(batch).iter().map(|q| q.iter().map(|d| d.id.as_u128()).collect()).collect();
+        assert_eq!(queues, vec![vec![1, 3, 5], vec![2], vec![4]]);
     }
 
     #[test]
