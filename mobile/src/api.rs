@@ -93,9 +93,12 @@ mod tests {
         use crate::projection::tests::{active_view, t};
         use crate::queue::{FlushEnd, Queue, QueueCell, Queued, flush};
 
+        /// Each request the scripted server took: its path and body.
+        type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
         /// An HTTP server on a real socket that answers each request with the next scripted status and
         /// body, and keeps every request's path and body.
-        fn scripted_server(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+        fn scripted_server(answers: Vec<(u16, String)>) -> (String, Requests) {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             let requests = Arc::new(Mutex::new(Vec::new()));

@@ -98,32 +98,6 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_unavailable_code;
-
-    #[test]
-    fn storage_that_cannot_take_a_write_is_unavailable_and_a_bad_write_is_not() {
-        // SQLite: full, a failed write (SQLITE_IOERR_WRITE), busy, locked in shared cache, read-only.
-        for code in ["13", "778", "5", "262", "8", "1032", "14"] {
-            assert!(is_unavailable_code(Some(code)), "SQLite {code}");
-        }
-        // SQLite: a constraint (19, 2067 unique) and an SQL error (1) are the request's fault.
-        for code in ["19", "2067", "1"] {
-            assert!(!is_unavailable_code(Some(code)), "SQLite {code}");
-        }
-        // PostgreSQL: read-only, connection failure, disk full, admin shutdown, I/O error.
-        for code in ["25006", "08006", "53100", "57P01", "58030"] {
-            assert!(is_unavailable_code(Some(code)), "PostgreSQL {code}");
-        }
-        // PostgreSQL: unique violation, syntax error, invalid text for a type.
-        for code in ["23505", "42601", "22P02"] {
-            assert!(!is_unavailable_code(Some(code)), "PostgreSQL {code}");
-        }
-        assert!(!is_unavailable_code(None));
-    }
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -153,5 +127,31 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn storage_that_cannot_take_a_write_is_unavailable_and_a_bad_write_is_not() {
+        // SQLite: full, a failed write (SQLITE_IOERR_WRITE), busy, locked in shared cache, read-only.
+        for code in ["13", "778", "5", "262", "8", "1032", "14"] {
+            assert!(is_unavailable_code(Some(code)), "SQLite {code}");
+        }
+        // SQLite: a constraint (19, 2067 unique) and an SQL error (1) are the request's fault.
+        for code in ["19", "2067", "1"] {
+            assert!(!is_unavailable_code(Some(code)), "SQLite {code}");
+        }
+        // PostgreSQL: read-only, connection failure, disk full, admin shutdown, I/O error.
+        for code in ["25006", "08006", "53100", "57P01", "58030"] {
+            assert!(is_unavailable_code(Some(code)), "PostgreSQL {code}");
+        }
+        // PostgreSQL: unique violation, syntax error, invalid text for a type.
+        for code in ["23505", "42601", "22P02"] {
+            assert!(!is_unavailable_code(Some(code)), "PostgreSQL {code}");
+        }
+        assert!(!is_unavailable_code(None));
     }
 }
