@@ -1,6 +1,6 @@
-//! The loop that empties the outbox: claim due deliveries, send each device's in the order they were
-//! written (devices concurrently), record each attempt, retry with backoff (honouring `Retry-After`)
-//! for an hour, forget devices that are gone.
+//! The loop that empties the outbox: claim due deliveries, send them concurrently (but a device's
+//! messages behind a retry one after another, in the order written), record each attempt, retry with
+//! backoff (honouring `Retry-After`) for an hour, forget devices that are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,8 +77,20 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
             join_all(by_device(claimed).into_iter().map(|queue| {
                 let results = results.clone();
                 async move {
-                    // One device's messages one after another, in the order written; once one must be
-                    // retried, the rest wait behind it untried.
+                    // Behind a retry, one device's messages go one after another, in the order
+                    // written, and once one must be retried again the rest wait behind it untried.
+                    // Messages on their first try go out together.
+                    if !queue.iter().any(|d| d.attempts > 0 || d.held) {
+                        join_all(queue.into_iter().map(|delivery| {
+                            let results = results.clone();
+                            async move {
+                                let outcome = send_one(channels, &delivery).await;
+                                let _ = results.send((delivery, Some(outcome), state.clock.now()));
+                            }
+                        }))
+                        .await;
+                        return;
+                    }
                     let mut queue = queue.into_iter();
                     while let Some(delivery) = queue.next() {
                         if state.clock.now() > send_by {
@@ -242,6 +254,7 @@ mod tests {
             topic: "t".into(),
             attempts,
             created_at,
+            held: false,
         }
     }
 

@@ -335,6 +335,8 @@ pub struct Claimed {
     pub attempts: i64,
     /// When the message was written: retries stop a fixed time after it (see `deliverer`).
     pub created_at: Timestamp,
+    /// Waiting behind an earlier message to its device that is being retried.
+    pub held: bool,
 }
 
 /// A claim lasts this long: if the process dies mid-send, another picks the delivery up after it.
@@ -356,11 +358,12 @@ type ClaimRow = (
     Option<String>,
     Option<String>,
     i64,
+    Option<i64>,
 );
 
 /// The columns of a `Claimed`, from `deliveries d` joined to `push_subscriptions s`.
 const CLAIM_COLUMNS: &str = "d.delivery_id, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.payload, d.urgency, \
-     d.ttl_seconds, d.topic, d.attempts, d.channel, d.destination, d.reach_id, d.fallback, d.created_at";
+     d.ttl_seconds, d.topic, d.attempts, d.channel, d.destination, d.reach_id, d.fallback, d.created_at, d.held_since";
 
 /// One queue per device: a push subscription, or an e-mail address or phone number on its channel.
 /// True when an undelivered delivery `e` was written before `d` to the same device.
@@ -368,22 +371,27 @@ const EARLIER_IN_QUEUE: &str = "e.status in ('pending', 'sending') and e.channel
      and (e.subscription_id = d.subscription_id or (d.subscription_id is null and e.destination = d.destination)) \
      and (e.queue_order < d.queue_order or (e.queue_order = d.queue_order and e.delivery_id < d.delivery_id))";
 
-/// An earlier delivery of `d`'s queue that stops `d` going out now: one claimed by someone else, or
-/// one waiting for its next try.
-const BLOCKED_BY_EARLIER: &str = "exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} \
+/// ... and `e` has failed before, or waits behind one that has: the messages whose order is at stake.
+/// Messages on their first try go out together, as written at about the same moment; a message
+/// never overtakes one that is being retried.
+const RETRYING: &str = "(e.attempts > 0 or e.held_since is not null)";
+
+/// An earlier delivery of `d`'s queue being retried that stops `d` going out now: claimed by someone
+/// else, or waiting for its next try.
+const BLOCKED_BY_EARLIER: &str = "exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING} \
      and ((e.status = 'sending' and e.lease_until >= $1) or (e.status = 'pending' and e.next_attempt_at > $1)))";
 
 /// Claim up to `limit` deliveries that are due (or whose claim lapsed), in the order they were
-/// written. A delivery is claimed only with every undelivered one before it on its device, so a later
-/// message never overtakes an earlier one that is waiting to be retried or in someone else's hands;
-/// the deliverer sends each device's claimed messages one after another.
+/// written. A delivery is claimed only with every earlier one of its device that is being retried,
+/// so a later message never overtakes an earlier one that is waiting to be retried or in someone
+/// else's hands; the deliverer sends such a device's claimed messages one after another.
 pub async fn claim(tx: &mut WriteTx, now: Timestamp, limit: i64) -> Result<Vec<Claimed>, ApiError> {
     hold_behind_retries(tx, now).await?;
     let lock = match tx.backend {
         Backend::Postgres => " for update of d skip locked",
         Backend::Sqlite => "",
     };
-    let blocked = BLOCKED_BY_EARLIER.replace("{EARLIER_IN_QUEUE}", EARLIER_IN_QUEUE);
+    let blocked = BLOCKED_BY_EARLIER.replace("{EARLIER_IN_QUEUE}", EARLIER_IN_QUEUE).replace("{RETRYING}", RETRYING);
     let sql = format!(
         "select {CLAIM_COLUMNS} \
          from deliveries d left join push_subscriptions s on s.subscription_id = d.subscription_id \
@@ -394,13 +402,13 @@ pub async fn claim(tx: &mut WriteTx, now: Timestamp, limit: i64) -> Result<Vec<C
     let rows: Vec<ClaimRow> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_all(tx.conn()).await?;
     let mut claimed = rows.into_iter().map(claimed_from).collect::<Result<Vec<_>, _>>()?;
     if tx.backend == Backend::Postgres && !claimed.is_empty() {
-        // Another process may hold an earlier delivery of a device right now (its claim not yet
-        // committed, so it was skipped above, not seen as claimed): leave that device's later ones.
+        // Another process may hold an earlier, retried delivery of a device right now (its claim not
+        // yet committed, so it was skipped above, not seen as claimed): leave that device's later ones.
         let ids: Vec<String> = claimed.iter().map(|d| d.id.to_string()).collect();
         let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "select d.delivery_id from deliveries d where d.delivery_id in ({list}) and exists \
-             (select 1 from deliveries e where {EARLIER_IN_QUEUE} and e.delivery_id not in ({list}))"
+             (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING} and e.delivery_id not in ({list}))"
         );
         let mut query = sqlx::query_as::<_, (String,)>(&sql);
         for id in &ids {
@@ -459,6 +467,7 @@ fn claimed_from(
         reach_id,
         fallback,
         created_at,
+        held_since,
     ): ClaimRow,
 ) -> Result<Claimed, ApiError> {
     Ok(Claimed {
@@ -477,6 +486,7 @@ fn claimed_from(
         topic,
         attempts,
         created_at: from_millis(created_at),
+        held: held_since.is_some(),
     })
 }
 
@@ -530,7 +540,8 @@ async fn lock_reach(tx: &mut WriteTx, delivery: &Claimed) -> Result<(), ApiError
 pub async fn next_due(pool: &sqlx::AnyPool) -> Result<Option<Timestamp>, ApiError> {
     let sql = format!(
         "select min(case when d.status = 'pending' then d.next_attempt_at else d.lease_until end) from deliveries d \
-         where d.status in ('pending', 'sending') and not exists (select 1 from deliveries e where {EARLIER_IN_QUEUE})"
+         where d.status in ('pending', 'sending') \
+         and not exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING})"
     );
     let row: (Option<i64>,) = sqlx::query_as(&sql).fetch_one(pool).await?;
     Ok(row.0.map(from_millis))
