@@ -5,7 +5,8 @@
 //! SQLite: the server's files may not grow (the soft `RLIMIT_FSIZE` of this test's process set to 0),
 //! so the next commit fails at `write()` as on a full disk (EFBIG instead of ENOSPC: SQLite's I/O
 //! error 778 instead of "full", 13), with no privilege needed. nextest runs each test in a process of
-//! its own, so the limit touches nothing else. With `HOMEWARD_TEST_TINY_FS` the database lives on a
+//! its own, so the limit touches nothing else, except the test's own output when it goes to a file:
+//! run it captured (nextest's default, through pipes), not `--no-capture` redirected to a file. With `HOMEWARD_TEST_TINY_FS` the database lives on a
 //! small filesystem that a file fills for real (SQLite's 13). PostgreSQL: the test database made read-only (`default_transaction_read_only`) and the
 //! server's sessions terminated (`pg_terminate_backend`), as after a failover to a standby; the
 //! PostgreSQL server itself is shared and keeps running.
