@@ -1,6 +1,6 @@
--- Messages to one device (or one e-mail address or phone number) go out in the order they were
--- written: `queue_order` numbers deliveries as they are inserted, and only the oldest undelivered one
--- of a device is sent. `held_since` marks a delivery waiting behind an earlier one that is being
+-- A message never overtakes an earlier one to the same device (or e-mail address or phone number)
+-- that is being retried: `queue_order` numbers deliveries as they are inserted, the order they go out
+-- in behind a retry. `held_since` marks a delivery waiting behind an earlier one that is being
 -- retried: its reach moves on to the next channel at once instead of waiting for the device.
 alter table deliveries add column queue_order bigint null;
 alter table deliveries add column held_since bigint null;

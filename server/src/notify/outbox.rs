@@ -535,8 +535,8 @@ async fn lock_reach(tx: &mut WriteTx, delivery: &Claimed) -> Result<(), ApiError
     Ok(())
 }
 
-/// When the deliverer next has something to do: the earliest due delivery at the head of its device's
-/// queue, or the earliest lapsing claim. Deliveries behind another one wait for it, not for a time.
+/// When the deliverer next has something to do: the earliest due delivery not waiting behind a retry,
+/// or the earliest lapsing claim. Deliveries behind a retry wait for it, not for a time.
 pub async fn next_due(pool: &sqlx::AnyPool) -> Result<Option<Timestamp>, ApiError> {
     let sql = format!(
         "select min(case when d.status = 'pending' then d.next_attempt_at else d.lease_until end) from deliveries d \
