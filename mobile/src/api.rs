@@ -75,6 +75,134 @@ mod tests {
         assert_eq!(conflict.field(), None);
         assert_eq!(conflict.field_message(), "no PIN: set one");
     }
+
+    /// The server's storage failing (disk full, database read-only) answers 503 with the shared error
+    /// body: the phone keeps the batch, saved, and sends the same events again later, once.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod storage_unavailable {
+        use std::cell::RefCell;
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::TcpListener;
+        use std::sync::{Arc, Mutex};
+
+        use homeward_shared::api::{ClientEvent, ClientEventKind, EventBatch, EventBatchResponse};
+        use uuid::Uuid;
+
+        use crate::api::Api;
+        use crate::platform::MemoryStorage;
+        use crate::projection::tests::{active_view, t};
+        use crate::queue::{FlushEnd, Queue, QueueCell, Queued, flush};
+
+        /// Each request the scripted server took: its path and body.
+        type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+        /// An HTTP server on a real socket that answers each request with the next scripted status and
+        /// body, and keeps every request's path and body.
+        fn scripted_server(answers: Vec<(u16, String)>) -> (String, Requests) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let seen = requests.clone();
+            std::thread::spawn(move || {
+                for (status, body) in answers {
+                    let (stream, _) = listener.accept().unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut request_line = String::new();
+                    reader.read_line(&mut request_line).unwrap();
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut sent = vec![0; length];
+                    reader.read_exact(&mut sent).unwrap();
+                    let path = request_line.split(' ').nth(1).unwrap_or_default().to_string();
+                    seen.lock().unwrap().push((path, String::from_utf8(sent).unwrap()));
+                    let mut stream = stream;
+                    write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .unwrap();
+                }
+            });
+            (base, requests)
+        }
+
+        struct Saved {
+            queue: RefCell<Queue>,
+            storage: MemoryStorage,
+        }
+
+        impl QueueCell for Saved {
+            fn update<R>(&self, f: impl FnOnce(&mut Queue) -> R) -> R {
+                let mut queue = self.queue.borrow_mut();
+                let result = f(&mut queue);
+                queue.save(&self.storage).unwrap();
+                result
+            }
+        }
+
+        #[tokio::test]
+        async fn a_503_keeps_the_batch_queued_and_a_later_success_removes_it() {
+            let session = active_view(None);
+            let events: Vec<ClientEvent> = (1..=2u8)
+                .map(|n| ClientEvent {
+                    id: Uuid::from_u128(u128::from(n)),
+                    at: t(i64::from(n)),
+                    kind: ClientEventKind::CheckIn,
+                })
+                .collect();
+            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+            let unavailable = serde_json::json!({
+                "code": "unavailable",
+                "message": "the service is unavailable: the database is busy or unavailable; try again shortly",
+            });
+            let accepted = EventBatchResponse { applied: ids.clone(), duplicates: vec![], session: session.clone() };
+            let (base, requests) =
+                scripted_server(vec![(503, unavailable.to_string()), (200, serde_json::to_string(&accepted).unwrap())]);
+            let cell = Saved { queue: RefCell::new(Queue::default()), storage: MemoryStorage::default() };
+            for event in &events {
+                cell.update(|q| q.push(Queued::Event { session_id: session.id, event: event.clone() }));
+            }
+            let api = Api::new(&base, Some("a-token"));
+
+            let report = flush(&cell, &api, |_| {}).await;
+            assert_eq!(
+                report.end,
+                FlushEnd::Retry {
+                    reason: "the service is unavailable: the database is busy or unavailable; try again shortly".into(),
+                    offline: false
+                },
+                "a 503 is \"try again later\", not a refusal and not offline"
+            );
+            assert_eq!((report.confirmed, report.refused), (0, 0));
+            let kept: Vec<Uuid> = Queue::load(&cell.storage).items().iter().map(Queued::id).collect();
+            assert_eq!(kept, ids, "both events are still queued, in order, in storage");
+            assert!(cell.queue.borrow().rejected().is_empty(), "nothing is shown as refused");
+
+            let report = flush(&cell, &api, |_| {}).await;
+            assert_eq!((report.end, report.confirmed), (FlushEnd::Drained, 2));
+            assert!(Queue::load(&cell.storage).is_empty(), "the confirmed events left the queue");
+
+            let requests = requests.lock().unwrap().clone();
+            assert_eq!(requests.len(), 2, "one refused try and one accepted, nothing more");
+            for (path, body) in &requests {
+                assert_eq!(path, &format!("/api/v1/sessions/{}/events", session.id));
+                let batch: EventBatch = serde_json::from_str(body).unwrap();
+                assert_eq!(batch.events, events, "the same batch, with the same client ids, both times");
+            }
+        }
+    }
 }
 
 impl From<ClientError> for ApiError {

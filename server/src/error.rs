@@ -78,17 +78,28 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// SQLite busy/locked/full/io-error and PostgreSQL's connection and resource classes.
+/// Whether the database refused for a reason outside the request: the client should retry later.
+///
+/// PostgreSQL reports a five-character SQLSTATE: class 08 (connection), 53 (insufficient resources,
+/// such as a full disk), 57P (the server shutting down or refusing connections), 58 (system and I/O
+/// errors), 25006 (a read-only transaction: a standby after failover, or a database an operator
+/// made read-only), and 40001/40P01 (this transaction lost a serialization conflict or a deadlock to
+/// another: the same request succeeds when sent again, and the client keeps it queued until then).
+/// SQLite reports a number of at most four digits, often an extended code whose low
+/// byte is the primary one: busy (5), locked (6), read-only (8), I/O error (10, e.g. 778 for a
+/// failed write), full (13), cannot open (14).
 fn is_unavailable_code(code: Option<&str>) -> bool {
-    match code {
-        Some(c) => {
-            matches!(c, "5" | "6" | "10" | "13" | "517" | "261")
-                || c.starts_with("08")
-                || c.starts_with("53")
-                || c.starts_with("57P")
-        }
-        None => false,
+    let Some(code) = code else { return false };
+    if code.len() == 5 {
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P")
+            || code.starts_with("58")
+            || code == "25006"
+            || code == "40001"
+            || code == "40P01";
     }
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 impl ResponseError for ApiError {
@@ -120,5 +131,31 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn storage_that_cannot_take_a_write_is_unavailable_and_a_bad_write_is_not() {
+        // SQLite: full, a failed write (SQLITE_IOERR_WRITE), busy, locked in shared cache, read-only.
+        for code in ["13", "778", "5", "262", "8", "1032", "14"] {
+            assert!(is_unavailable_code(Some(code)), "SQLite {code}");
+        }
+        // SQLite: a constraint (19, 2067 unique) and an SQL error (1) are the request's fault.
+        for code in ["19", "2067", "1"] {
+            assert!(!is_unavailable_code(Some(code)), "SQLite {code}");
+        }
+        // PostgreSQL: read-only, connection failure, disk full, admin shutdown, I/O error.
+        for code in ["25006", "08006", "53100", "57P01", "58030", "40P01", "40001"] {
+            assert!(is_unavailable_code(Some(code)), "PostgreSQL {code}");
+        }
+        // PostgreSQL: unique violation, syntax error, invalid text for a type.
+        for code in ["23505", "42601", "22P02"] {
+            assert!(!is_unavailable_code(Some(code)), "PostgreSQL {code}");
+        }
+        assert!(!is_unavailable_code(None));
     }
 }

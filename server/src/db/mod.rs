@@ -146,6 +146,23 @@ impl Db {
                             Ok(())
                         })
                     })
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            // A write that failed for lack of disk space (or another I/O error) can
+                            // leave SQLite inside a transaction that sqlx believes has ended. Kept in
+                            // the pool, such a connection reads an old snapshot and turns the next
+                            // write transaction into a savepoint of the stale one: acknowledged,
+                            // never committed. A connection must come back outside any transaction;
+                            // `rollback` succeeds only if one was still open, and then it is closed.
+                            match conn.execute("rollback").await {
+                                Ok(_) => {
+                                    tracing::warn!("a database connection came back inside a transaction; closed it");
+                                    Ok(false)
+                                }
+                                Err(_) => Ok(true),
+                            }
+                        })
+                    })
                     .connect(url)
                     .await
             }
