@@ -27,6 +27,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
+    /// PostgreSQL failed this transaction to break a deadlock or a serialization conflict with another
+    /// (40P01, 40001): the same request succeeds when sent again, so it is a 503 the client retries
+    /// (keeping its events queued), and callers that can may simply run it again.
+    #[error("the service is unavailable: the database was busy with a conflicting change; try again")]
+    Contended(#[source] sqlx::Error),
     #[error("something went wrong on our side")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -52,7 +57,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "too_many_requests".into(),
             ApiError::PayloadTooLarge(_) => "payload_too_large".into(),
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type".into(),
-            ApiError::Unavailable(_) => "unavailable".into(),
+            ApiError::Unavailable(_) | ApiError::Contended(_) => "unavailable".into(),
             ApiError::Unexpected(_) => "internal".into(),
         }
     }
@@ -69,6 +74,10 @@ impl From<sqlx::Error> for ApiError {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable("the database cannot be reached; try again shortly".into())
             }
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+                tracing::warn!(error = %e, "a transaction lost a deadlock or serialization conflict");
+                ApiError::Contended(e)
+            }
             sqlx::Error::Database(db) if is_unavailable_code(db.code().as_deref()) => {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable("the database is busy or unavailable; try again shortly".into())
@@ -82,10 +91,8 @@ impl From<sqlx::Error> for ApiError {
 ///
 /// PostgreSQL reports a five-character SQLSTATE: class 08 (connection), 53 (insufficient resources,
 /// such as a full disk), 57P (the server shutting down or refusing connections), 58 (system and I/O
-/// errors), 25006 (a read-only transaction: a standby after failover, or a database an operator
-/// made read-only), and 40001/40P01 (this transaction lost a serialization conflict or a deadlock to
-/// another: the same request succeeds when sent again, and the client keeps it queued until then).
-/// SQLite reports a number of at most four digits, often an extended code whose low
+/// errors) and 25006 (a read-only transaction: a standby after failover, or a database an operator
+/// made read-only). SQLite reports a number of at most four digits, often an extended code whose low
 /// byte is the primary one: busy (5), locked (6), read-only (8), I/O error (10, e.g. 778 for a
 /// failed write), full (13), cannot open (14).
 fn is_unavailable_code(code: Option<&str>) -> bool {
@@ -95,9 +102,7 @@ fn is_unavailable_code(code: Option<&str>) -> bool {
             || code.starts_with("53")
             || code.starts_with("57P")
             || code.starts_with("58")
-            || code == "25006"
-            || code == "40001"
-            || code == "40P01";
+            || code == "25006";
     }
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
@@ -114,7 +119,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -149,7 +154,7 @@ mod tests {
             assert!(!is_unavailable_code(Some(code)), "SQLite {code}");
         }
         // PostgreSQL: read-only, connection failure, disk full, admin shutdown, I/O error.
-        for code in ["25006", "08006", "53100", "57P01", "58030", "40P01", "40001"] {
+        for code in ["25006", "08006", "53100", "57P01", "58030"] {
             assert!(is_unavailable_code(Some(code)), "PostgreSQL {code}");
         }
         // PostgreSQL: unique violation, syntax error, invalid text for a type.

@@ -94,10 +94,7 @@ pub async fn record(
 /// PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01).
 fn is_deadlock(error: &ApiError) -> bool {
     match error {
-        ApiError::Unexpected(e) => e
-            .downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .is_some_and(|e| e.code().as_deref() == Some("40P01")),
+        ApiError::Contended(e) => e.as_database_error().is_some_and(|e| e.code().as_deref() == Some("40P01")),
         _ => false,
     }
 }
