@@ -1,6 +1,5 @@
-//! The loop that empties the outbox: claim due deliveries, send them concurrently (but a device's
-//! messages behind a retry one after another, in the order written), record each attempt, retry with
-//! backoff (honouring `Retry-After`) for an hour, forget devices that are gone.
+//! The loop that empties the outbox: claim due deliveries, send them concurrently, record each
+//! attempt, retry with backoff (honouring `Retry-After`), forget devices that are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,24 +13,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use homeward_shared::escalation::Channel as ChannelKind;
 
-/// A delivery is retried until this long after it was written, then recorded as failed. Giving up
-/// by time rather than by a count of attempts means an outage of the push service shorter than this
-/// can never use a message up, however often it was tried meanwhile. An hour outlasts any outage a
-/// push service has had in practice; an alarm still open after that keeps its repeats coming to
-/// every leader, each a new message with an hour of its own.
-pub const RETRY_FOR: chrono::Duration = chrono::Duration::hours(1);
-
-/// The longest wait between two tries of a message, unless the service asks for longer
-/// (`Retry-After`). Short, because an alarm should go out within seconds of its push service coming
-/// back: the first retry that succeeds brings every message waiting for that service forward, so
-/// the backlog goes out at most this long (plus sending) after the return. Cheap, because only the
-/// oldest undelivered message of each device is retried (the rest wait behind it in order): six
-/// requests a minute per device while a service is down.
-pub const MAX_BACKOFF: chrono::Duration = chrono::Duration::seconds(10);
+/// After this many attempts a delivery is recorded as failed.
+pub const MAX_ATTEMPTS: i64 = 10;
 
 fn backoff(attempts: i64) -> chrono::Duration {
-    // 1 s, 2 s, 4 s ... capped.
-    chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(MAX_BACKOFF)
+    // 1 s, 2 s, 4 s ... capped at 5 minutes.
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 9)).min(chrono::Duration::minutes(5))
 }
 
 pub async fn run(state: Arc<AppState>, channels: Channels, poll: Duration) {
@@ -70,44 +57,12 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
         // at that instant, never a batch that was already accepted. Results that arrive together are
         // written in one transaction (one fsync on SQLite), which keeps up with a burst of alarms.
         let (results, mut returned) = tokio::sync::mpsc::unbounded_channel();
-        // A device's messages must be sent well inside the claim, or another process could take the
-        // later ones while this one still holds the earlier: what is left by then is given back.
-        let send_by = now + chrono::Duration::seconds(outbox::LEASE_SECONDS / 2);
         let send_all = async move {
-            join_all(by_device(claimed).into_iter().map(|queue| {
+            join_all(claimed.into_iter().map(|delivery| {
                 let results = results.clone();
                 async move {
-                    // Behind a retry, one device's messages go one after another, in the order
-                    // written, and once one must be retried again the rest wait behind it untried.
-                    // Messages on their first try go out together.
-                    if !queue.iter().any(|d| d.attempts > 0 || d.held) {
-                        join_all(queue.into_iter().map(|delivery| {
-                            let results = results.clone();
-                            async move {
-                                let outcome = send_one(channels, &delivery).await;
-                                let _ = results.send((delivery, Some(outcome), state.clock.now()));
-                            }
-                        }))
-                        .await;
-                        return;
-                    }
-                    let mut queue = queue.into_iter();
-                    while let Some(delivery) = queue.next() {
-                        if state.clock.now() > send_by {
-                            for untried in std::iter::once(delivery).chain(queue.by_ref()) {
-                                let _ = results.send((untried, None, state.clock.now()));
-                            }
-                            break;
-                        }
-                        let outcome = send_one(channels, &delivery).await;
-                        let retry = matches!(outcome, SendOutcome::Retry { .. });
-                        let _ = results.send((delivery, Some(outcome), state.clock.now()));
-                        if retry {
-                            for untried in queue.by_ref() {
-                                let _ = results.send((untried, None, state.clock.now()));
-                            }
-                        }
-                    }
+                    let outcome = send_one(channels, &delivery).await;
+                    let _ = results.send((delivery, outcome, state.clock.now()));
                 }
             }))
             .await;
@@ -118,10 +73,9 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
                 while let Ok(more) = returned.try_recv() {
                     ready.push(more);
                 }
-                // (result, delivery, when); `None`: given back untried, behind a retry.
                 let results: Vec<_> = ready
                     .into_iter()
-                    .map(|(delivery, outcome, at)| (outcome.map(|o| to_result(&delivery, o, at)), delivery, at))
+                    .map(|(delivery, outcome, at)| (to_result(&delivery, outcome, at), delivery, at))
                     .collect();
                 // A message the push service accepted must be recorded as sent, or it is sent again when
                 // its claim lapses: while this process lives, keep trying until the database is back.
@@ -137,29 +91,13 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
     }
 }
 
-async fn record(state: &AppState, results: &[(Option<DeliveryResult>, Claimed, Timestamp)]) -> Result<(), ApiError> {
+async fn record(state: &AppState, results: &[(DeliveryResult, Claimed, Timestamp)]) -> Result<(), ApiError> {
     let mut tx = state.db.begin().await?;
     for (result, delivery, at) in results {
-        match result {
-            Some(result) => outbox::record(&mut tx, delivery, result, *at).await?,
-            None => outbox::release(&mut tx, delivery).await?,
-        }
+        outbox::record(&mut tx, delivery, result, *at).await?;
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Claimed deliveries grouped by device, each group in the order claimed (the order written).
-fn by_device(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
-    let mut queues: Vec<((String, String), Vec<Claimed>)> = Vec::new();
-    for delivery in claimed {
-        let queue = outbox::queue_of(&delivery);
-        match queues.iter_mut().find(|(q, _)| *q == queue) {
-            Some((_, deliveries)) => deliveries.push(delivery),
-            None => queues.push((queue, vec![delivery])),
-        }
-    }
-    queues.into_iter().map(|(_, deliveries)| deliveries).collect()
 }
 
 async fn send_one(channels: &Channels, delivery: &Claimed) -> SendOutcome {
@@ -215,15 +153,11 @@ fn to_result(delivery: &Claimed, outcome: SendOutcome, now: Timestamp) -> Delive
             DeliveryResult { status: "failed", status_code: status, error: Some(error), next_attempt_at: None }
         }
         SendOutcome::Retry { status, error, retry_after } => {
-            if now - delivery.created_at >= RETRY_FOR {
+            if delivery.attempts + 1 >= MAX_ATTEMPTS {
                 return DeliveryResult {
                     status: "failed",
                     status_code: status,
-                    error: Some(format!(
-                        "gave up after {} minutes and {} attempts: {error}",
-                        RETRY_FOR.num_minutes(),
-                        delivery.attempts + 1
-                    )),
+                    error: Some(format!("gave up: {error}")),
                     next_attempt_at: None,
                 };
             }
@@ -247,10 +181,6 @@ mod tests {
     use uuid::Uuid;
 
     fn claimed(attempts: i64) -> Claimed {
-        claimed_at(attempts, chrono::Utc::now())
-    }
-
-    fn claimed_at(attempts: i64, created_at: Timestamp) -> Claimed {
         Claimed {
             id: Uuid::new_v4(),
             channel: "push".into(),
@@ -266,8 +196,6 @@ mod tests {
             ttl_seconds: 300,
             topic: "t".into(),
             attempts,
-            created_at,
-            held: false,
         }
     }
 
@@ -285,85 +213,14 @@ mod tests {
         // The service asked for two minutes: that is longer than the backoff, so it wins.
         let asked = to_result(&claimed(0), retry(Some(Duration::from_secs(120))), now);
         assert_eq!(asked.next_attempt_at, Some(now + chrono::Duration::seconds(120)));
-        // Backoff is capped at ten seconds.
-        assert_eq!(backoff(3), chrono::Duration::seconds(8));
-        assert_eq!(backoff(4), chrono::Duration::seconds(10));
-        assert_eq!(backoff(20), MAX_BACKOFF);
-    }
-
-    /// Play a push service that answers 503 until `outage` has passed, against the retry policy on a
-    /// hand-moved clock: returns the attempts made, when the message got through, and the result.
-    fn through_an_outage(outage: chrono::Duration) -> (i64, chrono::Duration, &'static str) {
-        let written = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let mut now = written;
-        let mut attempts = 0;
-        loop {
-            let up = now - written >= outage;
-            let outcome = if up {
-                SendOutcome::Delivered { status: 201 }
-            } else {
-                SendOutcome::Retry { status: Some(503), error: "unavailable".into(), retry_after: None }
-            };
-            let result = to_result(&claimed_at(attempts, written), outcome, now);
-            attempts += 1;
-            match result.next_attempt_at {
-                Some(next) if result.status == "pending" => now = next,
-                _ => return (attempts, now - written, result.status),
-            }
-        }
+        // Backoff is capped at five minutes.
+        assert_eq!(backoff(20), chrono::Duration::minutes(5));
     }
 
     #[test]
-    fn a_two_minute_outage_never_uses_a_message_up() {
-        let outage = chrono::Duration::minutes(2);
-        let (attempts, delivered_after, status) = through_an_outage(outage);
-        assert_eq!(status, "sent");
-        // Ten tries under the old count would have been exhausted by 1+2+...+256 s; here the message
-        // simply keeps its place, and gets through within one capped backoff of the service's return.
-        assert!(delivered_after >= outage && delivered_after < outage + MAX_BACKOFF, "{delivered_after}");
-        assert!(attempts >= 15, "{attempts} tries");
-    }
-
-    #[test]
-    fn gives_up_an_hour_after_the_message_was_written_not_after_a_count() {
-        let written = chrono::Utc::now();
-        let busy = || retry(None);
-        // Fifty tries in, with the hour not yet up: still trying.
-        let before = to_result(&claimed_at(50, written), busy(), written + RETRY_FOR - chrono::Duration::seconds(1));
-        assert_eq!(before.status, "pending");
-        let after = to_result(&claimed_at(50, written), busy(), written + RETRY_FOR);
-        assert_eq!((after.status, after.next_attempt_at), ("failed", None));
-        assert!(after.error.unwrap().starts_with("gave up after 60 minutes and 51 attempts"));
-        // An outage as long as the hour uses the message up, after about six tries a minute.
-        let (attempts, _, status) = through_an_outage(RETRY_FOR + chrono::Duration::minutes(1));
-        assert_eq!(status, "failed");
-        assert!((350..=365).contains(&attempts), "{attempts} tries in the hour");
-    }
-
-    #[test]
-    fn each_device_keeps_its_messages_in_the_order_claimed() {
-        let device = |n: u128| Some(Uuid::from_u128(n));
-        let mut batch: Vec<Claimed> = Vec::new();
-        for (n, subscription, destination) in
-            [(1, device(7), None), (2, device(8), None), (3, device(7), None), (4, None, Some("a@school.test"))]
-        {
-            batch.push(Claimed {
-                id: Uuid::from_u128(n),
-                subscription_id: subscription,
-                destination: destination.map(str::to_string),
-                channel: if subscription.is_some() { "push" } else { "email" }.into(),
-                ..claimed(0)
-            });
-        }
-        batch.push(Claimed { id: Uuid::from_u128(5), ..batch[0].clone() });
-        let queues: Vec<Vec<u128>> =
-            by_device(batch).iter().map(|q| q.iter().map(|d| d.id.as_u128()).collect()).collect();
-        assert_eq!(queues, vec![vec![1, 3, 5], vec![2], vec![4]]);
-    }
-
-    #[test]
-    fn forgets_gone_devices_and_records_what_was_sent() {
+    fn gives_up_after_the_last_attempt_and_forgets_gone_devices() {
         let now = chrono::Utc::now();
+        assert_eq!(to_result(&claimed(MAX_ATTEMPTS - 1), retry(None), now).status, "failed");
         assert_eq!(to_result(&claimed(0), SendOutcome::Gone { status: 410 }, now).status, "gone");
         assert_eq!(to_result(&claimed(0), SendOutcome::Delivered { status: 201 }, now).status, "sent");
     }

@@ -121,8 +121,7 @@ async fn insert_row(
     sqlx::query(
         "insert into deliveries (delivery_id, school_id, alert_id, recipient_id, subscription_id, channel, purpose, \
          step_index, payload, urgency, ttl_seconds, topic, status, attempts, next_attempt_at, created_at, reach_id, \
-         fallback, destination, queue_order) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14, \
-         $15, $16, $17, (select coalesce(max(queue_order), 0) + 1 from deliveries))",
+         fallback, destination) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14, $15, $16, $17)",
     )
     .bind(Uuid::new_v4().to_string())
     .bind(&reach.school_id)
@@ -229,8 +228,6 @@ struct ReachRow<'a> {
     channel: &'a str,
     status: &'a str,
     attempts: i64,
-    /// Waiting behind an earlier message to its device that is being retried: not on a first try.
-    held: bool,
 }
 
 /// Move on to the next channel? Only when nothing of the reach was delivered, no other device of this
@@ -238,9 +235,7 @@ struct ReachRow<'a> {
 fn should_fall_back(rows: &[ReachRow<'_>], channel: &str, later: &[ChannelKind]) -> bool {
     let delivered = rows.iter().any(|r| r.status == "sent");
     let waiting = rows.iter().any(|r| {
-        !r.mine
-            && r.channel == channel
-            && (r.status == "sending" || (r.status == "pending" && r.attempts == 0 && !r.held))
+        !r.mine && r.channel == channel && (r.status == "sending" || (r.status == "pending" && r.attempts == 0))
     });
     let moved_on = rows.iter().any(|r| ChannelKind::parse(r.channel).is_some_and(|c| later.contains(&c)));
     !delivered && !waiting && !moved_on && !later.is_empty()
@@ -253,8 +248,8 @@ fn should_fall_back(rows: &[ReachRow<'_>], channel: &str, later: &[ChannelKind])
 /// failing at once move on exactly once.
 async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Result<(), ApiError> {
     let Some(reach_id) = &delivery.reach_id else { return Ok(()) };
-    let rows: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
-        "select delivery_id, channel, status, attempts, held_since from deliveries where reach_id = $1 order by delivery_id",
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "select delivery_id, channel, status, attempts from deliveries where reach_id = $1 order by delivery_id",
     )
     .bind(reach_id)
     .fetch_all(tx.conn())
@@ -263,13 +258,7 @@ async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Resu
     let me = delivery.id.to_string();
     let reach: Vec<ReachRow<'_>> = rows
         .iter()
-        .map(|(id, channel, status, attempts, held)| ReachRow {
-            mine: *id == me,
-            channel,
-            status,
-            attempts: *attempts,
-            held: held.is_some(),
-        })
+        .map(|(id, channel, status, attempts)| ReachRow { mine: *id == me, channel, status, attempts: *attempts })
         .collect();
     if !should_fall_back(&reach, &delivery.channel, &later) {
         return Ok(());
@@ -333,10 +322,6 @@ pub struct Claimed {
     pub ttl_seconds: i64,
     pub topic: String,
     pub attempts: i64,
-    /// When the message was written: retries stop a fixed time after it (see `deliverer`).
-    pub created_at: Timestamp,
-    /// Waiting behind an earlier message to its device that is being retried.
-    pub held: bool,
 }
 
 /// A claim lasts this long: if the process dies mid-send, another picks the delivery up after it.
@@ -357,101 +342,24 @@ type ClaimRow = (
     Option<String>,
     Option<String>,
     Option<String>,
-    i64,
-    Option<i64>,
 );
 
-/// The columns of a `Claimed`, from `deliveries d` joined to `push_subscriptions s`.
-const CLAIM_COLUMNS: &str = "d.delivery_id, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.payload, d.urgency, \
-     d.ttl_seconds, d.topic, d.attempts, d.channel, d.destination, d.reach_id, d.fallback, d.created_at, d.held_since";
-
-/// One queue per device: a push subscription, or an e-mail address or phone number on its channel.
-/// True when an undelivered delivery `e` was written before `d` to the same device.
-const EARLIER_IN_QUEUE: &str = "e.status in ('pending', 'sending') and e.channel = d.channel \
-     and (e.subscription_id = d.subscription_id or (d.subscription_id is null and e.destination = d.destination)) \
-     and (e.queue_order < d.queue_order or (e.queue_order = d.queue_order and e.delivery_id < d.delivery_id))";
-
-/// ... and `e` has failed before, or waits behind one that has: the messages whose order is at stake.
-/// Messages on their first try go out together, as written at about the same moment; a message
-/// never overtakes one that is being retried.
-const RETRYING: &str = "(e.attempts > 0 or e.held_since is not null)";
-
-/// An earlier delivery of `d`'s queue being retried that stops `d` going out now: claimed by someone
-/// else, or waiting for its next try.
-const BLOCKED_BY_EARLIER: &str = "exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING} \
-     and ((e.status = 'sending' and e.lease_until >= $1) or (e.status = 'pending' and e.next_attempt_at > $1)))";
-
-/// Claim up to `limit` deliveries that are due (or whose claim lapsed), in the order they were
-/// written. A delivery is claimed only with every earlier one of its device that is being retried,
-/// so a later message never overtakes an earlier one that is waiting to be retried or in someone
-/// else's hands; the deliverer sends such a device's claimed messages one after another.
+/// Claim up to `limit` deliveries that are due (or whose claim lapsed), oldest first.
 pub async fn claim(tx: &mut WriteTx, now: Timestamp, limit: i64) -> Result<Vec<Claimed>, ApiError> {
-    hold_behind_retries(tx, now).await?;
     let lock = match tx.backend {
         Backend::Postgres => " for update of d skip locked",
         Backend::Sqlite => "",
     };
-    let blocked = BLOCKED_BY_EARLIER.replace("{EARLIER_IN_QUEUE}", EARLIER_IN_QUEUE).replace("{RETRYING}", RETRYING);
     let sql = format!(
-        "select {CLAIM_COLUMNS} \
+        "select d.delivery_id, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.payload, d.urgency, d.ttl_seconds, d.topic, d.attempts, \
+         d.channel, d.destination, d.reach_id, d.fallback \
          from deliveries d left join push_subscriptions s on s.subscription_id = d.subscription_id \
-         where ((d.status = 'pending' and d.next_attempt_at <= $1) or (d.status = 'sending' and d.lease_until < $1)) \
-         and not {blocked} \
-         order by d.queue_order, d.delivery_id limit {limit}{lock}"
+         where (d.status = 'pending' and d.next_attempt_at <= $1) or (d.status = 'sending' and d.lease_until < $1) \
+         order by d.next_attempt_at limit {limit}{lock}"
     );
     let rows: Vec<ClaimRow> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_all(tx.conn()).await?;
-    let mut claimed = rows.into_iter().map(claimed_from).collect::<Result<Vec<_>, _>>()?;
-    if tx.backend == Backend::Postgres && !claimed.is_empty() {
-        // Another process may hold an earlier, retried delivery of a device right now (its claim not
-        // yet committed, so it was skipped above, not seen as claimed): leave that device's later ones.
-        let ids: Vec<String> = claimed.iter().map(|d| d.id.to_string()).collect();
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "select d.delivery_id from deliveries d where d.delivery_id in ({list}) and exists \
-             (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING} and e.delivery_id not in ({list}))"
-        );
-        let mut query = sqlx::query_as::<_, (String,)>(&sql);
-        for id in &ids {
-            query = query.bind(id);
-        }
-        let overtaking: Vec<(String,)> = query.fetch_all(tx.conn()).await?;
-        claimed.retain(|d| !overtaking.iter().any(|(id,)| *id == d.id.to_string()));
-    }
-    for delivery in &claimed {
-        sqlx::query("update deliveries set status = 'sending', lease_until = $1 where delivery_id = $2")
-            .bind(to_millis(now) + LEASE_SECONDS * 1000)
-            .bind(delivery.id.to_string())
-            .execute(tx.conn())
-            .await?;
-    }
-    Ok(claimed)
-}
-
-/// The device a delivery goes to: its queue. Deliveries of one queue are sent in order.
-pub fn queue_of(delivery: &Claimed) -> (String, String) {
-    let device = match (&delivery.subscription_id, &delivery.destination) {
-        (Some(subscription), _) => subscription.to_string(),
-        (None, Some(address)) => address.clone(),
-        (None, None) => delivery.id.to_string(),
-    };
-    (delivery.channel.clone(), device)
-}
-
-/// Give back a claimed delivery that was not tried because an earlier one of its device must be
-/// retried: it waits behind that one again, and no attempt is recorded.
-pub async fn release(tx: &mut WriteTx, delivery: &Claimed) -> Result<(), ApiError> {
-    sqlx::query(
-        "update deliveries set status = 'pending', lease_until = null where delivery_id = $1 and status = 'sending'",
-    )
-    .bind(delivery.id.to_string())
-    .execute(tx.conn())
-    .await?;
-    tx.wrote_deliveries = true;
-    Ok(())
-}
-
-fn claimed_from(
-    (
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (
         id,
         subscription_id,
         endpoint,
@@ -466,126 +374,41 @@ fn claimed_from(
         destination,
         reach_id,
         fallback,
-        created_at,
-        held_since,
-    ): ClaimRow,
-) -> Result<Claimed, ApiError> {
-    Ok(Claimed {
-        id: parse_id(&id)?,
-        channel,
-        destination,
-        reach_id,
-        fallback,
-        subscription_id: subscription_id.map(|s| parse_id(&s)).transpose()?,
-        endpoint,
-        p256dh,
-        auth,
-        payload,
-        urgent: urgency == "high",
-        ttl_seconds,
-        topic,
-        attempts,
-        created_at: from_millis(created_at),
-        held: held_since.is_some(),
-    })
-}
-
-/// Deliveries waiting behind an earlier message to their device that has failed at least once are
-/// marked held, and their reach falls back to the next channel now, as a failed first try would: the
-/// person is reached another way while the device's queue waits for its push service.
-async fn hold_behind_retries(tx: &mut WriteTx, now: Timestamp) -> Result<(), ApiError> {
-    // No row lock here: the reach's rows are locked in their one order below, and the update checks
-    // the row is still unheld, so two processes never hold (and fall back) the same delivery twice.
-    let sql = format!(
-        "select {CLAIM_COLUMNS} \
-         from deliveries d left join push_subscriptions s on s.subscription_id = d.subscription_id \
-         where d.status = 'pending' and d.attempts = 0 and d.held_since is null and d.next_attempt_at <= $1 \
-         and exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} and e.attempts > 0) \
-         order by d.queue_order limit 100"
-    );
-    let rows: Vec<ClaimRow> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_all(tx.conn()).await?;
-    for row in rows {
-        let delivery = claimed_from(row)?;
-        lock_reach(tx, &delivery).await?;
-        let held = sqlx::query(
-            "update deliveries set held_since = $1, \
-             last_error = 'held behind an earlier message to this device, which is being retried' \
-             where delivery_id = $2 and held_since is null and status = 'pending' and attempts = 0",
-        )
-        .bind(to_millis(now))
-        .bind(delivery.id.to_string())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if held == 1 {
-            fall_back(tx, &delivery, now).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Lock every row of the reach, in one order, before writing any: see `fall_back`.
-async fn lock_reach(tx: &mut WriteTx, delivery: &Claimed) -> Result<(), ApiError> {
-    if let (Some(reach_id), Backend::Postgres) = (&delivery.reach_id, tx.backend) {
-        sqlx::query("select delivery_id from deliveries where reach_id = $1 order by delivery_id for update")
-            .bind(reach_id)
+    ) in rows
+    {
+        sqlx::query("update deliveries set status = 'sending', lease_until = $1 where delivery_id = $2")
+            .bind(to_millis(now) + LEASE_SECONDS * 1000)
+            .bind(&id)
             .execute(tx.conn())
             .await?;
+        claimed.push(Claimed {
+            id: parse_id(&id)?,
+            channel,
+            destination,
+            reach_id,
+            fallback,
+            subscription_id: subscription_id.map(|s| parse_id(&s)).transpose()?,
+            endpoint,
+            p256dh,
+            auth,
+            payload,
+            urgent: urgency == "high",
+            ttl_seconds,
+            topic,
+            attempts,
+        });
     }
-    Ok(())
+    Ok(claimed)
 }
 
-/// When the deliverer next has something to do: the earliest due delivery not waiting behind a retry,
-/// or the earliest lapsing claim. Deliveries behind a retry wait for it, not for a time.
 pub async fn next_due(pool: &sqlx::AnyPool) -> Result<Option<Timestamp>, ApiError> {
-    let sql = format!(
-        "select min(case when d.status = 'pending' then d.next_attempt_at else d.lease_until end) from deliveries d \
-         where d.status in ('pending', 'sending') \
-         and not exists (select 1 from deliveries e where {EARLIER_IN_QUEUE} and {RETRYING})"
-    );
-    let row: (Option<i64>,) = sqlx::query_as(&sql).fetch_one(pool).await?;
+    let row: (Option<i64>,) = sqlx::query_as(
+        "select min(case when status = 'pending' then next_attempt_at else lease_until end) from deliveries \
+         where status in ('pending', 'sending')",
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(row.0.map(from_millis))
-}
-
-/// The push service's origin with a trailing slash (`https://fcm.googleapis.com/`): the prefix every
-/// endpoint of that service shares.
-pub fn origin_prefix(endpoint: &str) -> Option<&str> {
-    let scheme_end = endpoint.find("://")? + 3;
-    let path_start = endpoint[scheme_end..].find('/')? + scheme_end;
-    (path_start > scheme_end).then(|| &endpoint[..=path_start])
-}
-
-/// The service has just taken a message: deliveries to it waiting on backoff are tried now rather
-/// than up to a backoff later, so alarms go out as soon as a push service is back after an outage.
-async fn bring_forward(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Result<(), ApiError> {
-    let brought = match (delivery.channel.as_str(), delivery.endpoint.as_deref().and_then(origin_prefix)) {
-        ("push", Some(origin)) => sqlx::query(
-            "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
-                 and channel = 'push' and subscription_id in \
-                 (select subscription_id from push_subscriptions where substr(endpoint, 1, cast($2 as integer)) = $3)",
-        )
-        .bind(to_millis(now))
-        .bind(origin.len() as i64)
-        .bind(origin)
-        .execute(tx.conn())
-        .await?
-        .rows_affected(),
-        ("push", None) => 0,
-        // One configured SMTP server or SMS provider carries every message of its channel.
-        (channel, _) => sqlx::query(
-            "update deliveries set next_attempt_at = $1 where status = 'pending' and next_attempt_at > $1 \
-                 and channel = $2",
-        )
-        .bind(to_millis(now))
-        .bind(channel)
-        .execute(tx.conn())
-        .await?
-        .rows_affected(),
-    };
-    if brought > 0 {
-        tx.wrote_deliveries = true;
-    }
-    Ok(())
 }
 
 pub struct DeliveryResult {
@@ -601,7 +424,13 @@ pub async fn record(
     result: &DeliveryResult,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    lock_reach(tx, delivery).await?;
+    if let (Some(reach_id), crate::db::Backend::Postgres) = (&delivery.reach_id, tx.backend) {
+        // Lock every row of the reach, in one order, before writing any: see `fall_back`.
+        sqlx::query("select delivery_id from deliveries where reach_id = $1 order by delivery_id for update")
+            .bind(reach_id)
+            .execute(tx.conn())
+            .await?;
+    }
     sqlx::query(
         "update deliveries set status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, \
          next_attempt_at = coalesce($4, next_attempt_at), lease_until = null, \
@@ -650,9 +479,6 @@ pub async fn record(
     let first_try_failed = result.status == "pending" && delivery.attempts == 0;
     if matches!(result.status, "failed" | "gone") || first_try_failed {
         fall_back(tx, delivery, now).await?;
-    }
-    if result.status == "sent" {
-        bring_forward(tx, delivery, now).await?;
     }
     if result.status == "pending" {
         tx.wrote_deliveries = true;
@@ -794,26 +620,7 @@ mod tests {
     use super::*;
 
     fn row<'a>(mine: bool, channel: &'a str, status: &'a str, attempts: i64) -> ReachRow<'a> {
-        ReachRow { mine, channel, status, attempts, held: false }
-    }
-
-    #[test]
-    fn a_device_held_behind_a_retry_is_not_on_its_first_try() {
-        // The other device has never been tried because an earlier message to it is being retried:
-        // waiting for it would leave the person unreached, so move on.
-        let held = ReachRow { held: true, ..row(false, "push", "pending", 0) };
-        assert!(should_fall_back(&[row(true, "push", "pending", 0), held], "push", EMAIL_THEN_SMS));
-    }
-
-    #[test]
-    fn the_origin_is_the_push_service_up_to_its_path() {
-        assert_eq!(origin_prefix("https://fcm.googleapis.com/fcm/send/abc"), Some("https://fcm.googleapis.com/"));
-        assert_eq!(origin_prefix("http://127.0.0.1:4100/push/x"), Some("http://127.0.0.1:4100/"));
-        // Another port is another service.
-        assert_ne!(origin_prefix("http://127.0.0.1:4101/push/x"), origin_prefix("http://127.0.0.1:4100/push/x"));
-        assert_eq!(origin_prefix("https://example.com"), None);
-        assert_eq!(origin_prefix("not a url"), None);
-        assert_eq!(origin_prefix("https:///path"), None);
+        ReachRow { mine, channel, status, attempts }
     }
 
     const EMAIL_THEN_SMS: &[ChannelKind] = &[ChannelKind::Email, ChannelKind::Sms];
