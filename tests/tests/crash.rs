@@ -603,6 +603,8 @@ struct Kill {
 /// A message the push service accepted this long before the kill may still have been unrecorded when
 /// the process died: the deliverer records each result right after its send returns.
 const IN_FLIGHT: Duration = Duration::milliseconds(500);
+/// A request the killed process sent before it died, recorded by the push service this long after.
+const RECORDED_AFTER_KILL: Duration = Duration::seconds(1);
 
 #[derive(Default)]
 struct Check {
@@ -643,10 +645,16 @@ fn exactly_once(
     let first_kill = kills.first().map_or_else(Utc::now, |k| k.killed_at);
     let from_kill = |t: &DateTime<Utc>| format!("{:+} ms", (*t - first_kill).num_milliseconds());
     // A copy is excused only when the one before it reached the push service from a process that was
-    // being killed (from just before the kill until its successor started, no other server runs) and
+    // being killed (from just before the kill until its successor started, no other server runs; a
+    // request the dying process had already sent can be recorded by the push service, busy decrypting,
+    // up to RECORDED_AFTER_KILL after the kill, even when the successor started faster than that) and
     // the copy came from the successor.
     let repeated_by_a_kill = |first: &DateTime<Utc>, again: &DateTime<Utc>| {
-        kills.iter().any(|k| *first >= k.killed_at - IN_FLIGHT && *first <= k.restarted_at && *again >= k.restarted_at)
+        kills.iter().any(|k| {
+            *first >= k.killed_at - IN_FLIGHT
+                && *first <= k.restarted_at.max(k.killed_at + RECORDED_AFTER_KILL)
+                && *again >= k.restarted_at
+        })
     };
     for alert in alerts {
         let mut copies = times.get(&alert.to_string()).cloned().unwrap_or_default();
