@@ -17,6 +17,10 @@
 //! 4. The next scripted status for the subscription (default 201). Only a 2xx answer is recorded in
 //!    [`PushService::received`]; every request, with its answer and the reason for a refusal, is
 //!    recorded in [`PushService::attempts`].
+//!
+//! The whole service can be taken down ([`PushService::go_down`]) and brought back
+//! ([`PushService::come_back`]) on the same address: down, it either refuses connections (nothing
+//! listens on its port) or answers every request 503.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpListener;
@@ -41,7 +45,16 @@ const MAX_EXP_AHEAD_SECS: u64 = 24 * 60 * 60;
 #[derive(Clone)]
 pub struct PushService {
     shared: Arc<Shared>,
-    _server: Arc<ServerGuard>,
+    server: Arc<ServerGuard>,
+}
+
+/// How the service is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Nothing listens on the port: every connection is refused.
+    Refused,
+    /// It answers every request `503 Service Unavailable` (with `Retry-After: 1`), before any check.
+    Unavailable,
 }
 
 /// A browser's push subscription (what `PushManager.subscribe()` hands to the application).
@@ -90,11 +103,14 @@ pub struct Attempt {
 
 struct Shared {
     origin: String,
+    address: std::net::SocketAddr,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
+    /// Answering 503 to everything.
+    unavailable: bool,
     vapid_public_key: String,
     subscriptions: HashMap<String, SubscriptionKeys>,
     received: Vec<Received>,
@@ -107,13 +123,35 @@ struct SubscriptionKeys {
     script: VecDeque<u16>,
 }
 
-struct ServerGuard(ServerHandle);
+/// The running HTTP server, if it is listening.
+struct ServerGuard(Mutex<Option<ServerHandle>>);
 
 impl Drop for ServerGuard {
     fn drop(&mut self) {
-        // The stop command is sent eagerly; the returned future only waits for completion.
-        drop(self.0.stop(false));
+        if let Some(handle) = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            // The stop command is sent eagerly; the returned future only waits for completion.
+            drop(handle.stop(false));
+        }
     }
+}
+
+fn serve(listener: TcpListener, shared: &Arc<Shared>) -> ServerHandle {
+    let data = web::Data::from(shared.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .route("/push/{subscription_id}", web::post().to(push))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .expect("the push service listens")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
 }
 
 impl Shared {
@@ -131,24 +169,36 @@ impl PushService {
         let address = listener.local_addr().expect("the push service has an address");
         let shared = Arc::new(Shared {
             origin: format!("http://{address}"),
+            address,
             state: Mutex::new(State { vapid_public_key, ..State::default() }),
         });
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .route("/push/{subscription_id}", web::post().to(push))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)
-        .expect("the push service listens")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        PushService { shared, _server: Arc::new(ServerGuard(handle)) }
+        let handle = serve(listener, &shared);
+        PushService { shared, server: Arc::new(ServerGuard(Mutex::new(Some(handle)))) }
+    }
+
+    /// Take the whole service down until [`PushService::come_back`].
+    pub async fn go_down(&self, how: Outage) {
+        match how {
+            Outage::Unavailable => self.shared.lock().unavailable = true,
+            Outage::Refused => {
+                let handle = self.server.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(handle) = handle {
+                    // Graceful: requests already being answered finish; then the port is closed.
+                    handle.stop(true).await;
+                }
+            }
+        }
+    }
+
+    /// Answer again, on the same address (so every subscription's endpoint still works).
+    pub async fn come_back(&self) {
+        self.shared.lock().unavailable = false;
+        let mut server = self.server.0.lock().unwrap_or_else(|p| p.into_inner());
+        if server.is_none() {
+            // The port was released a moment ago; std sets SO_REUSEADDR, so it can be bound again.
+            let listener = TcpListener::bind(self.shared.address).expect("the push service binds its port again");
+            *server = Some(serve(listener, &self.shared));
+        }
     }
 
     pub fn set_vapid_public_key(&self, key: String) {
@@ -236,7 +286,12 @@ async fn push(
 ) -> HttpResponse {
     let subscription_id = path.into_inner();
     let at = Utc::now();
-    let outcome = accept(&request, &subscription_id, &body, &shared, at);
+    let down = shared.lock().unavailable;
+    let outcome = if down {
+        refuse(StatusCode::SERVICE_UNAVAILABLE, "the push service is down")
+    } else {
+        accept(&request, &subscription_id, &body, &shared, at)
+    };
     let mut state = shared.lock();
     let (status, reason) = match outcome {
         Ok(message) => {

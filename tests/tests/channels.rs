@@ -163,6 +163,54 @@ async fn a_recipient_with_no_push_subscription_is_reached_by_email(backend: Back
     );
 }
 
+/// Messages to one device go out in order, so a second step waits behind a first that the push
+/// service keeps refusing; the person must not wait with it: the held message goes by e-mail at once.
+async fn a_message_held_behind_a_retry_goes_by_email_at_once(backend: Backend) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let app = spawn_app_shifted(backend, move |s| {
+        s.email.smtp_url = Some(url);
+        s.email.smtp_from = Some("Homeward <alerts@school.test>".into());
+    })
+    .await;
+    let school = app.school("Held School").await;
+    let push = app.push_service().await;
+    let manager = app.subscribe(&school.leader, &push).await;
+    push.respond_with(&manager.id, &[500; 60]);
+    let plan = plan(
+        &school,
+        "Twice",
+        vec![
+            step(0, vec![Recipient::LineManager], vec![Channel::Push, Channel::Email], "First: phone the worker."),
+            step(3, vec![Recipient::LineManager], vec![Channel::Push, Channel::Email], "Second: call 999."),
+        ],
+    )
+    .await;
+    let session = start_visit(&app, &school.staff, plan).await;
+    app.advance(Duration::minutes(5));
+
+    let email = school.leader.user.email.clone();
+    let mails = smtp.wait_for(WAIT, |m| m.iter().filter(|m| m.to.contains(&email)).count() >= 2).await;
+    let bodies: Vec<String> = mails.iter().filter(|m| m.to.contains(&email)).map(|m| m.decoded()).collect();
+    assert_eq!(bodies.len(), 2, "both steps reached the line manager by e-mail");
+    assert!(bodies[0].contains("First: phone the worker.") && bodies[1].contains("Second: call 999."));
+    let alert = alert_for(&app, &school, session).await;
+    let view = school.admin.api.alert(alert.id).await.expect("the alert");
+    let second = view
+        .deliveries
+        .iter()
+        .find(|d| d.channel == "push" && d.step == Some(2))
+        .expect("the second step's push delivery");
+    assert_eq!((second.status.as_str(), second.attempts), ("pending", 0), "never tried: {second:#?}");
+    assert!(second.last_error.as_deref().is_some_and(|e| e.contains("held behind")), "{second:#?}");
+    let first = view.deliveries.iter().find(|d| d.channel == "push" && d.step == Some(1)).expect("the first");
+    assert!(first.attempts >= 1 && matches!(first.status.as_str(), "pending" | "sending"), "{first:#?}");
+    assert!(push.received_by(&manager.id).is_empty(), "the push service took nothing");
+    let statuses: Vec<u16> =
+        push.attempts().iter().filter(|a| a.subscription_id == manager.id).map(|a| a.status).collect();
+    assert!(statuses.iter().all(|s| *s == 500), "the push service refused every try: {statuses:?}");
+}
+
 // ---------------------------------------------------------------------------------------------------
 // SMS
 // ---------------------------------------------------------------------------------------------------
@@ -600,6 +648,7 @@ async fn the_rota_is_replaced_whole_by_admins_and_refused_whole_when_wrong(backe
 
 on_both_databases!(
     a_recipient_with_no_push_subscription_is_reached_by_email,
+    a_message_held_behind_a_retry_goes_by_email_at_once,
     an_sms_failure_falls_back_to_the_next_channel,
     the_rota_sends_an_evening_alert_to_the_on_call_leader_and_a_school_hours_one_to_the_line_manager,
     a_visit_whose_plan_reaches_nobody_is_flagged_before_it_starts,

@@ -3,7 +3,7 @@
 //! down when the worker turns up, resolve with an outcome.
 
 use chrono::Duration;
-use homeward_shared::api::{AlertKind, AlertResolution, AlertStatus, PushPayload};
+use homeward_shared::api::{AlertKind, AlertResolution, AlertStatus, EscalationPlanView, PushPayload};
 use homeward_shared::escalation::{Channel, default_channels};
 use homeward_shared::{Coordinates, Recipient, Role};
 use uuid::Uuid;
@@ -260,7 +260,7 @@ pub async fn raise_missed_deadline(
     if due_at <= now {
         // Usually the first step is "at once": fire it in this transaction rather than through a
         // timer, so the first message leaves with the commit that opened the alert.
-        return fire_step(tx, alert, session, 0, now).await;
+        return fire_step_of(tx, alert, session, &plan, 0, now).await;
     }
     timers::insert(
         tx,
@@ -335,7 +335,7 @@ async fn schedule_repeat(
 /// Fire step `index` of the plan, then arm the next step, or the repeat once the plan has run out.
 pub async fn fire_step(
     tx: &mut WriteTx,
-    mut alert: Alert,
+    alert: Alert,
     session: &SessionRow,
     index: i64,
     now: Timestamp,
@@ -344,6 +344,21 @@ pub async fn fire_step(
         return Ok(());
     }
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
+    fire_step_of(tx, alert, session, &plan, index, now).await
+}
+
+/// [`fire_step`] with the alert's plan already in hand.
+async fn fire_step_of(
+    tx: &mut WriteTx,
+    mut alert: Alert,
+    session: &SessionRow,
+    plan: &EscalationPlanView,
+    index: i64,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    if alert.status != AlertStatus::Escalating || index < alert.steps_fired {
+        return Ok(());
+    }
     let Some(step) = plan.steps.get(index as usize) else {
         return schedule_repeat(tx, &alert, session.id, now, now).await;
     };

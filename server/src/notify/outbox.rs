@@ -36,11 +36,28 @@ impl Purpose {
     }
 }
 
+/// `next_attempt_at` of a message waiting behind a refused one to the same device (9999-12-31): never
+/// due by itself; released when the refused one goes through or is given up, or the device is forgotten.
+pub const HELD: i64 = 253_402_300_799_999;
+
+/// The order messages were written in: a sequence on PostgreSQL, the rowid on SQLite (deliveries are
+/// never deleted, so it only grows).
+fn queue_order(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "queue_order",
+        Backend::Sqlite => "rowid",
+    }
+}
+
+/// What a held message's record says while it waits.
+const HELD_BEHIND: &str = "held behind an earlier message the device's push service refused";
+
 /// Alarm notifications live five minutes: after that a newer one (a repeat) says it better.
 pub const ALERT_TTL_SECONDS: i64 = 300;
 
-/// One destination: a push subscription id, or an e-mail address or phone number.
-type Target = (Option<String>, Option<String>);
+/// One destination: a push subscription id, or an e-mail address or phone number; and whether the
+/// device is held (its push service refused a message that has not gone through yet).
+type Target = (Option<String>, Option<String>, bool);
 
 /// How one person can be reached on one channel right now: the destinations to send to.
 async fn destinations(tx: &mut WriteTx, person: Uuid, channel: ChannelKind) -> Result<Vec<Target>, ApiError> {
@@ -49,12 +66,13 @@ async fn destinations(tx: &mut WriteTx, person: Uuid, channel: ChannelKind) -> R
     }
     Ok(match channel {
         ChannelKind::Push => {
-            let devices: Vec<(String,)> =
-                sqlx::query_as("select subscription_id from push_subscriptions where user_id = $1 order by created_at")
-                    .bind(person.to_string())
-                    .fetch_all(tx.conn())
-                    .await?;
-            devices.into_iter().map(|(id,)| (Some(id), None)).collect()
+            let devices: Vec<(String, Option<String>)> = sqlx::query_as(
+                "select subscription_id, held_by from push_subscriptions where user_id = $1 order by created_at",
+            )
+            .bind(person.to_string())
+            .fetch_all(tx.conn())
+            .await?;
+            devices.into_iter().map(|(id, held_by)| (Some(id), None, held_by.is_some())).collect()
         }
         ChannelKind::Email | ChannelKind::Sms => {
             let row: Option<(String, Option<String>)> =
@@ -67,7 +85,7 @@ async fn destinations(tx: &mut WriteTx, person: Uuid, channel: ChannelKind) -> R
                 (Some((_, phone)), ChannelKind::Sms) => phone,
                 _ => None,
             };
-            address.into_iter().map(|a| (None, Some(a))).collect()
+            address.into_iter().map(|a| (None, Some(a), false)).collect()
         }
     })
 }
@@ -109,19 +127,21 @@ struct Reach<'a> {
     reach_id: String,
 }
 
+/// Queue one row; returns whether it waits behind a message its device's push service refused.
 async fn insert_row(
     tx: &mut WriteTx,
     reach: &Reach<'_>,
     channel: &str,
-    (subscription, destination): Target,
+    (subscription, destination, held): Target,
     status: &str,
     fallback: Option<String>,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     sqlx::query(
         "insert into deliveries (delivery_id, school_id, alert_id, recipient_id, subscription_id, channel, purpose, \
          step_index, payload, urgency, ttl_seconds, topic, status, attempts, next_attempt_at, created_at, reach_id, \
-         fallback, destination) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14, $15, $16, $17)",
+         fallback, destination, last_error) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $18, $14, $15, $16, $17, $19)",
     )
     .bind(Uuid::new_v4().to_string())
     .bind(&reach.school_id)
@@ -140,12 +160,42 @@ async fn insert_row(
     .bind(&reach.reach_id)
     .bind(fallback)
     .bind(destination)
+    .bind(if held { HELD } else { to_millis(now) })
+    .bind(held.then_some(HELD_BEHIND))
     .execute(tx.conn())
     .await?;
     if status == "pending" {
         tx.wrote_deliveries = true;
     }
-    Ok(())
+    Ok(held)
+}
+
+/// Queue the message on the first of `channels` that can reach `person` (every device, for push).
+/// When every one of those devices waits behind a refused message, its push service is known to be
+/// failing: the copies stay queued, to go out in order once it is back, and the next channel is tried
+/// now. Returns whether any channel could reach the person.
+async fn reach_person(
+    tx: &mut WriteTx,
+    reach: &Reach<'_>,
+    person: Uuid,
+    channels: &[ChannelKind],
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let mut channels = channels.to_vec();
+    let mut reached = false;
+    while let Some((channel, targets, rest)) = first_reachable(tx, person, &channels).await? {
+        reached = true;
+        let fallback = encode_channels(&rest);
+        let mut all_held = true;
+        for target in targets {
+            all_held &= insert_row(tx, reach, channel.as_str(), target, "pending", fallback.clone(), now).await?;
+        }
+        if !all_held {
+            break;
+        }
+        channels = rest;
+    }
+    Ok(reached)
 }
 
 /// Queue `payload` for every person in `people` on the first of `channels` that can reach them (every
@@ -183,14 +233,8 @@ pub async fn enqueue(
             topic: &topic,
             reach_id: Uuid::new_v4().to_string(),
         };
-        match first_reachable(tx, *person, &channels).await? {
-            Some((channel, targets, rest)) => {
-                let fallback = encode_channels(&rest);
-                for target in targets {
-                    insert_row(tx, &reach, channel.as_str(), target, "pending", fallback.clone(), now).await?;
-                }
-            }
-            None => insert_row(tx, &reach, channels[0].as_str(), (None, None), "no_channel", None, now).await?,
+        if !reach_person(tx, &reach, *person, &channels, now).await? {
+            insert_row(tx, &reach, channels[0].as_str(), (None, None, false), "no_channel", None, now).await?;
         }
     }
     Ok(())
@@ -228,6 +272,8 @@ struct ReachRow<'a> {
     channel: &'a str,
     status: &'a str,
     attempts: i64,
+    /// Waiting behind a refused message to the same device: not about to deliver.
+    held: bool,
 }
 
 /// Move on to the next channel? Only when nothing of the reach was delivered, no other device of this
@@ -235,7 +281,9 @@ struct ReachRow<'a> {
 fn should_fall_back(rows: &[ReachRow<'_>], channel: &str, later: &[ChannelKind]) -> bool {
     let delivered = rows.iter().any(|r| r.status == "sent");
     let waiting = rows.iter().any(|r| {
-        !r.mine && r.channel == channel && (r.status == "sending" || (r.status == "pending" && r.attempts == 0))
+        !r.mine
+            && r.channel == channel
+            && (r.status == "sending" || (r.status == "pending" && r.attempts == 0 && !r.held))
     });
     let moved_on = rows.iter().any(|r| ChannelKind::parse(r.channel).is_some_and(|c| later.contains(&c)));
     !delivered && !waiting && !moved_on && !later.is_empty()
@@ -246,21 +294,31 @@ fn should_fall_back(rows: &[ReachRow<'_>], channel: &str, later: &[ChannelKind])
 /// delivered, another device of this channel is still on its first try, or the reach already moved on.
 /// Runs in the transaction that records the attempt, with the reach's rows locked first, so two devices
 /// failing at once move on exactly once.
-async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Result<(), ApiError> {
-    let Some(reach_id) = &delivery.reach_id else { return Ok(()) };
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "select delivery_id, channel, status, attempts from deliveries where reach_id = $1 order by delivery_id",
-    )
+async fn fall_back(tx: &mut WriteTx, row: &QueuedRow, now: Timestamp) -> Result<(), ApiError> {
+    let Some(reach_id) = &row.reach_id else { return Ok(()) };
+    let lock = match tx.backend {
+        Backend::Postgres => " for update",
+        Backend::Sqlite => "",
+    };
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(&format!(
+        "select delivery_id, channel, status, attempts, next_attempt_at from deliveries where reach_id = $1 \
+         order by delivery_id{lock}"
+    ))
     .bind(reach_id)
     .fetch_all(tx.conn())
     .await?;
-    let later = decode_channels(delivery.fallback.as_deref());
-    let me = delivery.id.to_string();
+    let later = decode_channels(row.fallback.as_deref());
     let reach: Vec<ReachRow<'_>> = rows
         .iter()
-        .map(|(id, channel, status, attempts)| ReachRow { mine: *id == me, channel, status, attempts: *attempts })
+        .map(|(id, channel, status, attempts, next)| ReachRow {
+            mine: *id == row.id,
+            channel,
+            status,
+            attempts: *attempts,
+            held: *next == HELD,
+        })
         .collect();
-    if !should_fall_back(&reach, &delivery.channel, &later) {
+    if !should_fall_back(&reach, &row.channel, &later) {
         return Ok(());
     }
     type Row = (String, String, Option<String>, String, Option<i64>, String, String, i64, String);
@@ -268,11 +326,10 @@ async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Resu
         "select school_id, alert_id, recipient_id, purpose, step_index, payload, urgency, ttl_seconds, topic \
              from deliveries where delivery_id = $1",
     )
-    .bind(delivery.id.to_string())
+    .bind(&row.id)
     .fetch_one(tx.conn())
     .await?;
     let Some(person) = recipient_id.as_deref().map(parse_id).transpose()? else { return Ok(()) };
-    let Some((channel, targets, rest)) = first_reachable(tx, person, &later).await? else { return Ok(()) };
     let reach = Reach {
         school_id,
         alert_id,
@@ -285,11 +342,27 @@ async fn fall_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Resu
         topic: &topic,
         reach_id: reach_id.clone(),
     };
-    let fallback = encode_channels(&rest);
-    for target in targets {
-        insert_row(tx, &reach, channel.as_str(), target, "pending", fallback.clone(), now).await?;
-    }
+    reach_person(tx, &reach, person, &later, now).await?;
     Ok(())
+}
+
+/// A queued row as the fallback decision needs it.
+struct QueuedRow {
+    id: String,
+    channel: String,
+    reach_id: Option<String>,
+    fallback: Option<String>,
+}
+
+impl From<&Claimed> for QueuedRow {
+    fn from(delivery: &Claimed) -> Self {
+        QueuedRow {
+            id: delivery.id.to_string(),
+            channel: delivery.channel.clone(),
+            reach_id: delivery.reach_id.clone(),
+            fallback: delivery.fallback.clone(),
+        }
+    }
 }
 
 /// Everyone an alert's steps or repeats were addressed to, whether or not a device took it.
@@ -322,93 +395,94 @@ pub struct Claimed {
     pub ttl_seconds: i64,
     pub topic: String,
     pub attempts: i64,
+    pub created_at: Timestamp,
+    /// Released from behind a refused message: sent one after another with the device's others.
+    pub in_order: bool,
+    /// This message holds its device: nothing else goes to the device until it is settled.
+    pub holds_device: bool,
 }
 
 /// A claim lasts this long: if the process dies mid-send, another picks the delivery up after it.
 pub const LEASE_SECONDS: i64 = 30;
 
-type ClaimRow = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-/// Claim up to `limit` deliveries that are due (or whose claim lapsed), oldest first.
+/// Claim up to `limit` deliveries that are due, oldest first, and those whose claim lapsed. Of a device
+/// that is held, only the message holding it.
 pub async fn claim(tx: &mut WriteTx, now: Timestamp, limit: i64) -> Result<Vec<Claimed>, ApiError> {
+    use sqlx::Row;
     let lock = match tx.backend {
         Backend::Postgres => " for update of d skip locked",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "select d.delivery_id, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.payload, d.urgency, d.ttl_seconds, d.topic, d.attempts, \
-         d.channel, d.destination, d.reach_id, d.fallback \
-         from deliveries d left join push_subscriptions s on s.subscription_id = d.subscription_id \
-         where (d.status = 'pending' and d.next_attempt_at <= $1) or (d.status = 'sending' and d.lease_until < $1) \
-         order by d.next_attempt_at limit {limit}{lock}"
-    );
-    let rows: Vec<ClaimRow> = sqlx::query_as(&sql).bind(to_millis(now)).fetch_all(tx.conn()).await?;
+    // Each query walks one index in its order and stops at the limit: a settled message leaves a dead
+    // entry in the queue's index until vacuum, and an ordered scan marks those dead as it passes
+    // (a bitmap scan over the whole queue would visit every one of them on every claim).
+    let select = "select d.delivery_id, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.payload, d.urgency, \
+         d.ttl_seconds, d.topic, d.attempts, d.channel, d.destination, d.reach_id, d.fallback, d.created_at, d.in_order, \
+         s.held_by from deliveries d left join push_subscriptions s on s.subscription_id = d.subscription_id";
+    let held = "(s.held_by is null or s.held_by = d.delivery_id)";
+    let mut rows = sqlx::query(&format!(
+        "{select} where d.status = 'sending' and d.lease_until < $1 and {held} order by d.lease_until limit {limit}{lock}"
+    ))
+    .bind(to_millis(now))
+    .fetch_all(tx.conn())
+    .await?;
+    let room = limit - rows.len() as i64;
+    if room > 0 {
+        let due = sqlx::query(&format!(
+            "{select} where d.status = 'pending' and d.next_attempt_at <= $1 and {held} \
+             order by d.next_attempt_at limit {room}{lock}"
+        ))
+        .bind(to_millis(now))
+        .fetch_all(tx.conn())
+        .await?;
+        rows.extend(due);
+    }
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
     let mut claimed = Vec::with_capacity(rows.len());
-    for (
-        id,
-        subscription_id,
-        endpoint,
-        p256dh,
-        auth,
-        payload,
-        urgency,
-        ttl_seconds,
-        topic,
-        attempts,
-        channel,
-        destination,
-        reach_id,
-        fallback,
-    ) in rows
-    {
-        sqlx::query("update deliveries set status = 'sending', lease_until = $1 where delivery_id = $2")
-            .bind(to_millis(now) + LEASE_SECONDS * 1000)
-            .bind(&id)
-            .execute(tx.conn())
-            .await?;
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        let subscription_id: Option<String> = row.try_get(1)?;
+        let held_by: Option<String> = row.try_get(16)?;
         claimed.push(Claimed {
             id: parse_id(&id)?,
-            channel,
-            destination,
-            reach_id,
-            fallback,
             subscription_id: subscription_id.map(|s| parse_id(&s)).transpose()?,
-            endpoint,
-            p256dh,
-            auth,
-            payload,
-            urgent: urgency == "high",
-            ttl_seconds,
-            topic,
-            attempts,
+            endpoint: row.try_get(2)?,
+            p256dh: row.try_get(3)?,
+            auth: row.try_get(4)?,
+            payload: row.try_get(5)?,
+            urgent: row.try_get::<String, _>(6)? == "high",
+            ttl_seconds: row.try_get(7)?,
+            topic: row.try_get(8)?,
+            attempts: row.try_get(9)?,
+            channel: row.try_get(10)?,
+            destination: row.try_get(11)?,
+            reach_id: row.try_get(12)?,
+            fallback: row.try_get(13)?,
+            created_at: from_millis(row.try_get(14)?),
+            in_order: row.try_get::<i64, _>(15)? != 0,
+            holds_device: held_by.as_deref() == Some(id.as_str()),
         });
     }
+    // One statement for the whole batch: each row is already locked (PostgreSQL) or the writer is ours.
+    let placeholders: Vec<String> = (0..claimed.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "update deliveries set status = 'sending', lease_until = $1 where delivery_id in ({})",
+        placeholders.join(", ")
+    );
+    let update = sqlx::query(&sql).bind(to_millis(now) + LEASE_SECONDS * 1000);
+    claimed.iter().fold(update, |q, d| q.bind(d.id.to_string())).execute(tx.conn()).await?;
     Ok(claimed)
 }
 
+/// When the next message falls due or the next claim lapses (each read off its own index).
 pub async fn next_due(pool: &sqlx::AnyPool) -> Result<Option<Timestamp>, ApiError> {
-    let row: (Option<i64>,) = sqlx::query_as(
-        "select min(case when status = 'pending' then next_attempt_at else lease_until end) from deliveries \
-         where status in ('pending', 'sending')",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(row.0.map(from_millis))
+    let (due,): (Option<i64>,) =
+        sqlx::query_as("select min(next_attempt_at) from deliveries where status = 'pending'").fetch_one(pool).await?;
+    let (lapse,): (Option<i64>,) =
+        sqlx::query_as("select min(lease_until) from deliveries where status = 'sending'").fetch_one(pool).await?;
+    Ok(due.into_iter().chain(lapse).min().map(from_millis))
 }
 
 pub struct DeliveryResult {
@@ -424,8 +498,12 @@ pub async fn record(
     result: &DeliveryResult,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    if let (Some(reach_id), crate::db::Backend::Postgres) = (&delivery.reach_id, tx.backend) {
-        // Lock every row of the reach, in one order, before writing any: see `fall_back`.
+    if result.status == PUT_BACK {
+        return put_back(tx, delivery, now).await;
+    }
+    // Lock every row of the reach, in one order, before writing any: see `fall_back`. A delivery that
+    // went through never falls back, and needs no lock.
+    if let (Some(reach_id), Backend::Postgres, false) = (&delivery.reach_id, tx.backend, result.status == "sent") {
         sqlx::query("select delivery_id from deliveries where reach_id = $1 order by delivery_id for update")
             .bind(reach_id)
             .execute(tx.conn())
@@ -458,32 +536,195 @@ pub async fn record(
     .bind(result.error.as_deref())
     .execute(tx.conn())
     .await?;
-    if let Some(subscription) = delivery.subscription_id {
+    if let (Some(device), "push") = (delivery.subscription_id, delivery.channel.as_str()) {
         match result.status {
-            "gone" => {
-                sqlx::query("delete from push_subscriptions where subscription_id = $1")
-                    .bind(subscription.to_string())
-                    .execute(tx.conn())
-                    .await?;
-            }
-            "sent" => {
-                sqlx::query("update push_subscriptions set last_success_at = $1 where subscription_id = $2")
-                    .bind(to_millis(now))
-                    .bind(subscription.to_string())
-                    .execute(tx.conn())
-                    .await?;
-            }
+            "pending" => hold_device(tx, device, now).await?,
+            // The device is forgotten below: whatever waited for it is released to find that out.
+            "gone" => release_device(tx, device, None, now).await?,
+            _ if delivery.holds_device => release_device(tx, device, Some(delivery.id), now).await?,
             _ => {}
         }
     }
+    if let (Some(subscription), "gone") = (delivery.subscription_id, result.status) {
+        sqlx::query("delete from push_subscriptions where subscription_id = $1")
+            .bind(subscription.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
     let first_try_failed = result.status == "pending" && delivery.attempts == 0;
     if matches!(result.status, "failed" | "gone") || first_try_failed {
-        fall_back(tx, delivery, now).await?;
+        fall_back(tx, &delivery.into(), now).await?;
     }
     if result.status == "pending" {
         tx.wrote_deliveries = true;
     }
     Ok(())
+}
+
+/// Note when each device last took a message: once per device for a batch of results (one device may
+/// take hundreds of alarms a second).
+pub async fn note_delivered(
+    tx: &mut WriteTx,
+    devices: &std::collections::BTreeMap<Uuid, Timestamp>,
+) -> Result<(), ApiError> {
+    for (device, at) in devices {
+        sqlx::query("update push_subscriptions set last_success_at = $1 where subscription_id = $2")
+            .bind(to_millis(*at))
+            .bind(device.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The status of a result that puts a claimed message back unsent: one before it to the same device was
+/// just refused, so it waits behind that one.
+pub const PUT_BACK: &str = "put_back";
+
+async fn put_back(tx: &mut WriteTx, delivery: &Claimed, now: Timestamp) -> Result<(), ApiError> {
+    sqlx::query(
+        "update deliveries set status = 'pending', lease_until = null, next_attempt_at = $1, last_error = $3 \
+         where delivery_id = $2 and status = 'sending'",
+    )
+    .bind(HELD)
+    .bind(delivery.id.to_string())
+    .bind(HELD_BEHIND)
+    .execute(tx.conn())
+    .await?;
+    fall_back(tx, &delivery.into(), now).await
+}
+
+/// The push service refused a message to `device`: the earliest message refused holds the device, and
+/// every other message to it waits behind that one, so they go out in the order written once the
+/// service takes messages again. A message newly held whose reach has nothing else on the way moves on
+/// to the next channel now.
+async fn hold_device(tx: &mut WriteTx, device: Uuid, now: Timestamp) -> Result<(), ApiError> {
+    let order = queue_order(tx.backend);
+    let device = device.to_string();
+    // The holder is the earliest refused message still queued for the device.
+    let holder: Option<(String,)> = sqlx::query_as(&format!(
+        "select delivery_id from deliveries where subscription_id = $1 and status in ('pending', 'sending') \
+         and attempts > 0 order by {order} limit 1"
+    ))
+    .bind(&device)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some((holder,)) = holder else { return Ok(()) };
+    let updated = sqlx::query("update push_subscriptions set held_by = $1 where subscription_id = $2")
+        .bind(&holder)
+        .bind(&device)
+        .execute(tx.conn())
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(()); // the device is gone; its messages will find that out themselves
+    }
+    let newly_held: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select delivery_id, channel, reach_id, fallback from deliveries \
+         where subscription_id = $1 and status = 'pending' and delivery_id <> $2 and next_attempt_at <> $3",
+    )
+    .bind(&device)
+    .bind(&holder)
+    .bind(HELD)
+    .fetch_all(tx.conn())
+    .await?;
+    if newly_held.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "update deliveries set next_attempt_at = $1, last_error = coalesce(last_error, $4) \
+         where subscription_id = $2 and status = 'pending' and delivery_id <> $3",
+    )
+    .bind(HELD)
+    .bind(&device)
+    .bind(&holder)
+    .bind(HELD_BEHIND)
+    .execute(tx.conn())
+    .await?;
+    for (id, channel, reach_id, fallback) in newly_held {
+        fall_back(tx, &QueuedRow { id, channel, reach_id, fallback }, now).await?;
+    }
+    Ok(())
+}
+
+/// Release the messages waiting for `device` when `holder` (the message holding it) is settled, or
+/// whatever holds it when `holder` is `None` (the device is being forgotten). They are due at once and
+/// go out one after another, in the order written.
+pub async fn release_device(
+    tx: &mut WriteTx,
+    device: Uuid,
+    holder: Option<Uuid>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let released = match holder {
+        Some(holder) => {
+            sqlx::query("update push_subscriptions set held_by = null where subscription_id = $1 and held_by = $2")
+                .bind(device.to_string())
+                .bind(holder.to_string())
+                .execute(tx.conn())
+                .await?
+                .rows_affected()
+        }
+        None => sqlx::query("update push_subscriptions set held_by = null where subscription_id = $1")
+            .bind(device.to_string())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    };
+    if released == 0 && holder.is_some() {
+        return Ok(());
+    }
+    // Due now, one millisecond apart in the order written (the last exactly now), so every claim takes
+    // them oldest first whatever its size.
+    let order = queue_order(tx.backend);
+    let waiting: Vec<(String,)> = sqlx::query_as(&format!(
+        "select delivery_id from deliveries where subscription_id = $1 and status = 'pending' order by {order}"
+    ))
+    .bind(device.to_string())
+    .fetch_all(tx.conn())
+    .await?;
+    let count = waiting.len() as i64;
+    for (position, (id,)) in waiting.iter().enumerate() {
+        sqlx::query("update deliveries set next_attempt_at = $1, in_order = 1 where delivery_id = $2")
+            .bind(to_millis(now) - count + 1 + position as i64)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+    }
+    if count > 0 {
+        tx.wrote_deliveries = true;
+    }
+    Ok(())
+}
+
+/// Which push devices to forget.
+pub enum Devices<'a> {
+    /// Every device of a person (deactivated).
+    OfUser(Uuid),
+    /// The device with this endpoint, whoever it belonged to (subscribed again).
+    WithEndpoint(&'a str),
+    /// A person's device with this endpoint (unsubscribed).
+    OfUserWithEndpoint(Uuid, &'a str),
+}
+
+/// Delete push subscriptions; returns how many. Messages that waited behind a refused message to one of
+/// them are released first, so they find out the device is gone and move on to the next channel.
+pub async fn forget_devices(tx: &mut WriteTx, devices: Devices<'_>, now: Timestamp) -> Result<u64, ApiError> {
+    let (filter, binds) = match devices {
+        Devices::OfUser(user) => ("user_id = $1", vec![user.to_string()]),
+        Devices::WithEndpoint(endpoint) => ("endpoint = $1", vec![endpoint.to_string()]),
+        Devices::OfUserWithEndpoint(user, endpoint) => {
+            ("endpoint = $1 and user_id = $2", vec![endpoint.to_string(), user.to_string()])
+        }
+    };
+    let sql = format!("select subscription_id from push_subscriptions where {filter} and held_by is not null");
+    let held: Vec<(String,)> =
+        binds.iter().fold(sqlx::query_as(&sql), |q, b| q.bind(b.as_str())).fetch_all(tx.conn()).await?;
+    for (device,) in held {
+        release_device(tx, parse_id(&device)?, None, now).await?;
+    }
+    let sql = format!("delete from push_subscriptions where {filter}");
+    let deleted = binds.iter().fold(sqlx::query(&sql), |q, b| q.bind(b.as_str())).execute(tx.conn()).await?;
+    Ok(deleted.rows_affected())
 }
 
 type ViewRow = (
@@ -620,7 +861,7 @@ mod tests {
     use super::*;
 
     fn row<'a>(mine: bool, channel: &'a str, status: &'a str, attempts: i64) -> ReachRow<'a> {
-        ReachRow { mine, channel, status, attempts }
+        ReachRow { mine, channel, status, attempts, held: false }
     }
 
     const EMAIL_THEN_SMS: &[ChannelKind] = &[ChannelKind::Email, ChannelKind::Sms];
@@ -646,6 +887,9 @@ mod tests {
         assert!(should_fall_back(&other_retrying, "push", EMAIL_THEN_SMS));
         let other_sent = [row(true, "push", "failed", 1), row(false, "push", "sent", 1)];
         assert!(!should_fall_back(&other_sent, "push", EMAIL_THEN_SMS));
+        // The other device waits behind a message its push service refused: it is not about to deliver.
+        let other_held = [row(true, "push", "gone", 1), ReachRow { held: true, ..row(false, "push", "pending", 0) }];
+        assert!(should_fall_back(&other_held, "push", EMAIL_THEN_SMS));
     }
 
     #[test]

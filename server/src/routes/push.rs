@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, parse_id};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{ApiError, ApiResult};
+use crate::notify::outbox;
 use crate::routes::extract::Json;
 use crate::state::AppState;
 
@@ -70,7 +71,7 @@ pub async fn subscribe(
     let now = state.clock.now();
     let id = Uuid::new_v4();
     let mut tx = state.db.begin().await?;
-    sqlx::query("delete from push_subscriptions where endpoint = $1").bind(&endpoint).execute(tx.conn()).await?;
+    outbox::forget_devices(&mut tx, outbox::Devices::WithEndpoint(&endpoint), now).await?;
     sqlx::query(
         "insert into push_subscriptions (subscription_id, user_id, school_id, endpoint, p256dh, auth, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -98,13 +99,10 @@ pub async fn unsubscribe(
     body: Json<UnsubscribeRequest>,
 ) -> ApiResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
-    let result = sqlx::query("delete from push_subscriptions where endpoint = $1 and user_id = $2")
-        .bind(body.endpoint.trim())
-        .bind(user.user_id.to_string())
-        .execute(tx.conn())
-        .await?;
+    let devices = outbox::Devices::OfUserWithEndpoint(user.user_id, body.endpoint.trim());
+    let forgotten = outbox::forget_devices(&mut tx, devices, state.clock.now()).await?;
     tx.commit().await?;
-    if result.rows_affected() == 0 {
+    if forgotten == 0 {
         return Err(ApiError::NotFound("subscription"));
     }
     Ok(HttpResponse::NoContent().finish())

@@ -224,7 +224,7 @@ pub async fn update(
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    users::update(&mut tx, id, &roles, line_manager_id, active).await?;
+    users::update(&mut tx, id, &roles, line_manager_id, active, now).await?;
     let mut changes = Vec::new();
     if roles != current.roles {
         changes.push(format!("roles {}", users::encode_roles(&roles)));

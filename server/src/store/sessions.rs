@@ -414,10 +414,16 @@ pub async fn record(
             duplicates.push(item.event.id);
             continue;
         }
-        let elsewhere: Option<(String,)> = sqlx::query_as("select session_id from session_events where event_id = $1")
-            .bind(item.event.id.to_string())
-            .fetch_optional(tx.conn())
-            .await?;
+        // The server's own events get fresh random ids; only a phone's ids can have been used before.
+        let elsewhere: Option<(String,)> = match item.source {
+            Source::Server => None,
+            Source::Client => {
+                sqlx::query_as("select session_id from session_events where event_id = $1")
+                    .bind(item.event.id.to_string())
+                    .fetch_optional(tx.conn())
+                    .await?
+            }
+        };
         if elsewhere.is_some() {
             return Err(ApiError::conflict(
                 "event_id_reused",

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::auth::parse_id;
 use crate::db::WriteTx;
 use crate::error::ApiError;
+use crate::notify::outbox;
 
 pub fn encode_roles(roles: &[Role]) -> String {
     roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
@@ -162,6 +163,7 @@ pub async fn update(
     roles: &[Role],
     line_manager_id: Option<Uuid>,
     active: bool,
+    now: crate::Timestamp,
 ) -> Result<(), ApiError> {
     sqlx::query("update users set roles = $1, line_manager_id = $2, active = $3 where user_id = $4")
         .bind(encode_roles(roles))
@@ -171,10 +173,7 @@ pub async fn update(
         .execute(tx.conn())
         .await?;
     if !active {
-        sqlx::query("delete from push_subscriptions where user_id = $1")
-            .bind(user_id.to_string())
-            .execute(tx.conn())
-            .await?;
+        outbox::forget_devices(tx, outbox::Devices::OfUser(user_id), now).await?;
     }
     Ok(())
 }
