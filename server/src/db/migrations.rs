@@ -12,7 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_pending_timer_lookups.sql")),
     (5, include_str!("../../migrations/sqlite/0005_channels_and_rota.sql")),
     (6, include_str!("../../migrations/sqlite/0006_oversight.sql")),
-    (7, include_str!("../../migrations/sqlite/0007_device_order.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_device_order_and_alerted_visits.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_foundation.sql")),
@@ -21,7 +21,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_pending_timer_lookups.sql")),
     (5, include_str!("../../migrations/postgres/0005_channels_and_rota.sql")),
     (6, include_str!("../../migrations/postgres/0006_oversight.sql")),
-    (7, include_str!("../../migrations/postgres/0007_device_order.sql")),
+    (7, include_str!("../../migrations/postgres/0007_device_order_and_alerted_visits.sql")),
 ];
 
 /// Arbitrary but fixed: every server process migrating the same PostgreSQL takes this lock first.

@@ -231,6 +231,10 @@ async fn insert(
         query = query.bind(l.latitude).bind(l.longitude);
     }
     query.execute(tx.conn()).await?;
+    sqlx::query("update sessions set has_alert = 1 where session_id = $1")
+        .bind(session.id.to_string())
+        .execute(tx.conn())
+        .await?;
     audit::append(
         tx,
         audit::Action {

@@ -108,6 +108,12 @@ pub async fn arm_signal_check(
     due_at: Timestamp,
     now: Timestamp,
 ) -> Result<(), ApiError> {
+    // Every ping re-arms this timer: move the pending one later in place (one write, no new row, and
+    // no need to wake the scheduler, which will find it later than it thought); only when there is
+    // none, or it would have to move earlier, replace it.
+    if timers::postpone_for_session(tx, session.id, TimerKind::SignalCheck, due_at).await? {
+        return Ok(());
+    }
     timers::cancel_for_session(tx, session.id, TimerKind::SignalCheck, now).await?;
     timers::insert(
         tx,

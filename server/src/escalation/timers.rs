@@ -111,6 +111,26 @@ pub async fn cancel_session_deadline(tx: &mut WriteTx, session_id: Uuid, now: Ti
     Ok(())
 }
 
+/// Move a session's pending timer of one kind to `due_at`, if it has one due no later than that;
+/// returns whether it did.
+pub async fn postpone_for_session(
+    tx: &mut WriteTx,
+    session_id: Uuid,
+    kind: TimerKind,
+    due_at: Timestamp,
+) -> Result<bool, ApiError> {
+    let moved = sqlx::query(
+        "update timers set due_at = $1 where session_id = $2 and kind = $3 and fired_at is null \
+         and cancelled_at is null and due_at <= $1",
+    )
+    .bind(to_millis(due_at))
+    .bind(session_id.to_string())
+    .bind(kind.as_str())
+    .execute(tx.conn())
+    .await?;
+    Ok(moved.rows_affected() > 0)
+}
+
 /// Cancel a session's pending timers of one kind.
 pub async fn cancel_for_session(
     tx: &mut WriteTx,

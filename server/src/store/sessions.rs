@@ -158,7 +158,7 @@ const SELECT: &str = "select s.session_id, s.school_id, s.worker_id, u.name, s.c
     s.expected_duration_minutes, s.check_in_interval_minutes, s.escalation_plan_id, s.risk_assessment, \
     s.approval_required, s.approval_status, s.approval_reason, s.approval_decided_by, s.approval_decided_at, s.status, \
     s.alarm, s.deadline, s.started_at, s.ended_at, s.last_check_in, s.late_check_ins, s.outcome, s.created_at, \
-    (select count(*) from alerts a where a.session_id = s.session_id) \
+    s.has_alert \
     from sessions s join users u on u.user_id = s.worker_id";
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, ApiError> {

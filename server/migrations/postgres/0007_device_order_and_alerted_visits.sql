@@ -8,3 +8,7 @@ alter table push_subscriptions add column held_by text null;
 create index deliveries_device_queue on deliveries (subscription_id) where status = 'pending';
 -- Claims whose process died are found without walking the queue of pending messages.
 create index deliveries_leases on deliveries (lease_until) where status = 'sending';
+-- Whether a visit has ever had an alert (responders may then see its household notes), kept on the
+-- visit: every read of a visit asked the alerts table, which grows without end.
+alter table sessions add column has_alert bigint not null default 0;
+update sessions set has_alert = 1 where exists (select 1 from alerts a where a.session_id = sessions.session_id);
