@@ -252,7 +252,6 @@ impl TestApp {
         }
     }
 
-    /// A push service that checks this server's VAPID signatures.
     /// Start another server process on this app's database, with settings adjusted.
     pub async fn another_process(&self, configure: impl FnOnce(&mut Settings)) -> OtherProcess {
         let mut settings = settings_for(&self.db);
@@ -264,6 +263,16 @@ impl TestApp {
         OtherProcess { address, state }
     }
 
+    /// Plan `visit` through `worker`, starting now, and start it; returns the session's id.
+    pub async fn start_visit(&self, worker: &ApiClient, mut visit: PlanSessionRequest) -> Uuid {
+        visit.planned_start = self.now();
+        let session = worker.plan_session(&visit).await.expect("plan the visit");
+        let start = self.event_now(ClientEventKind::Start { location: None });
+        worker.send_events(session.id, &[start]).await.expect("start the visit");
+        session.id
+    }
+
+    /// A push service that checks this server's VAPID signatures.
     pub async fn push_service(&self) -> push_service::PushService {
         let key = self.state.vapid_public_key.clone().expect("the server has a VAPID key");
         push_service::PushService::start(key).await

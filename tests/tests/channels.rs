@@ -49,14 +49,7 @@ async fn start_visit(app: &TestApp, worker: &Member, plan: Uuid) -> Uuid {
     visit.escalation_plan_id = Some(plan);
     visit.check_in_interval_minutes = None;
     visit.expected_duration_minutes = 5;
-    visit.planned_start = app.now();
-    let session = worker.api.plan_session(&visit).await.expect("plan the visit");
-    worker
-        .api
-        .send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })])
-        .await
-        .expect("start");
-    session.id
+    app.start_visit(&worker.api, visit).await
 }
 
 async fn alert_for(app: &TestApp, school: &School, session: Uuid) -> AlertView {

@@ -24,12 +24,9 @@ const WAIT: StdDuration = StdDuration::from_secs(10);
 async fn start_visit(app: &TestApp, worker: &ApiClient, address: &str) -> Uuid {
     let mut visit = low_risk_visit();
     visit.address = address.into();
-    visit.planned_start = app.now();
     visit.expected_duration_minutes = 5;
     visit.check_in_interval_minutes = None;
-    let session = worker.plan_session(&visit).await.expect("plan");
-    worker.send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
-    session.id
+    app.start_visit(worker, visit).await
 }
 
 async fn panic(app: &TestApp, worker: &ApiClient, session: Uuid) {

@@ -132,14 +132,7 @@ async fn start_visit(app: &TestApp, worker: &homeward_tests::Member, plan: Uuid,
     visit.escalation_plan_id = Some(plan);
     visit.check_in_interval_minutes = None;
     visit.expected_duration_minutes = minutes;
-    visit.planned_start = app.now();
-    let session = worker.api.plan_session(&visit).await.expect("plan");
-    worker
-        .api
-        .send_events(session.id, &[app.event_now(ClientEventKind::Start { location: None })])
-        .await
-        .expect("start");
-    session.id
+    app.start_visit(&worker.api, visit).await
 }
 
 async fn every_alert_arrives_once_in_order_after_an_outage(backend: Backend, how: Outage) {

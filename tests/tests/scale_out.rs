@@ -88,12 +88,9 @@ async fn a_board_catches_up_on_what_it_missed_while_its_listener_was_cut_off() {
 async fn start_visit(app: &TestApp, worker: &ApiClient, address: &str) -> Uuid {
     let mut visit = low_risk_visit();
     visit.address = address.into();
-    visit.planned_start = app.now();
     visit.expected_duration_minutes = 5;
     visit.check_in_interval_minutes = None;
-    let session = worker.plan_session(&visit).await.expect("plan").id;
-    worker.send_events(session, &[app.event_now(ClientEventKind::Start { location: None })]).await.expect("start");
-    session
+    app.start_visit(worker, visit).await
 }
 
 async fn board_where(events: &mut BoardEvents, what: &str, pred: impl Fn(&BoardView) -> bool) -> BoardView {
