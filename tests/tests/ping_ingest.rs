@@ -142,4 +142,82 @@ async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
     assert_eq!(strays, 0, "nothing of the failed request is stored");
 }
 
-on_both_databases!(pings_sent_together_are_each_stored_once, a_failing_request_in_a_group_is_undone_alone);
+/// A request the database itself refuses (here a trigger the test installs refuses one latitude) makes
+/// the group's few-statement write fail; the group is then written again request by request, so the
+/// refused request alone gets an error and every other request in the group is stored once.
+async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_stored(backend: Backend) {
+    const REFUSED_LATITUDE: f64 = -12.5;
+    let app = spawn_app(backend).await;
+    let school = app.school("Refusing School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let db = app.state.db.clone();
+    let ddl: &[&str] = match backend {
+        Backend::Sqlite => &["create trigger refuse_one_latitude before insert on location_pings \
+             when new.latitude = -12.5 begin select raise(abort, 'refused by the test'); end"],
+        Backend::Postgres => &[
+            "create function refuse_one_latitude() returns trigger language plpgsql as $$ begin \
+             if new.latitude = -12.5 then raise exception 'refused by the test'; end if; return new; end $$",
+            "create trigger refuse_one_latitude before insert on location_pings \
+             for each row execute function refuse_one_latitude()",
+        ],
+    };
+    for statement in ddl {
+        sqlx::query(statement).execute(&db.pool).await.expect("install the refusing trigger");
+    }
+    let staff = AuthUser {
+        user_id: school.staff.id(),
+        school_id: school.id,
+        name: school.staff.user.name.clone(),
+        roles: vec![Role::Staff],
+        token_hash: String::new(),
+    };
+    let slot = db.write_slot().await;
+    let mut calls = Vec::new();
+    let mut good = HashSet::new();
+    for k in 0..6 {
+        let mut batch = vec![ping(&app), ping(&app)];
+        if k == 2 {
+            batch[1].latitude = REFUSED_LATITUDE;
+        } else {
+            good.extend(batch.iter().map(|p| p.id.to_string()));
+        }
+        let (db, staff, now) = (db.clone(), staff.clone(), app.now());
+        calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
+    }
+    if backend == Backend::Sqlite {
+        for _ in 0..200 {
+            if db.ping_queue.lock().unwrap().len() == 6 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(db.ping_queue.lock().unwrap().len(), 6, "all six requests are queued together");
+    }
+    drop(slot);
+    for (k, call) in calls.into_iter().enumerate() {
+        match (k, call.await.unwrap()) {
+            (2, Ok(counts)) => panic!("the refused request was answered as stored: {counts:?}"),
+            (2, Err(_)) => {}
+            (_, Ok(counts)) => assert_eq!(counts, (2, 0), "request {k}"),
+            (_, Err(e)) => panic!("request {k} failed with the refused one: {e}"),
+        }
+    }
+    let in_db: HashSet<String> = stored_ping_ids(&app, session).await.into_iter().collect();
+    assert_eq!(in_db, good, "the five good requests are stored, nothing of the refused one");
+    let pending_checks: i64 = sqlx::query(
+        "select count(*) from timers where session_id = $1 and kind = 'signal_check' \
+         and fired_at is null and cancelled_at is null",
+    )
+    .bind(session.to_string())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(pending_checks, 1, "one lost-signal check stays armed");
+}
+
+on_both_databases!(
+    pings_sent_together_are_each_stored_once,
+    a_failing_request_in_a_group_is_undone_alone,
+    a_request_the_database_refuses_fails_alone_and_its_group_is_still_stored
+);

@@ -1,6 +1,7 @@
 //! The database: SQLite (embedded default) or PostgreSQL, behind sqlx's `Any` driver so every query is
 //! written once. Times are stored as unix milliseconds and ids as UUID text on both.
 
+pub mod batch;
 mod migrations;
 
 use std::collections::BTreeSet;
@@ -85,6 +86,13 @@ impl WriteTx {
     /// read what is not yet there, and never for a rollback).
     pub fn touch(&mut self, school: uuid::Uuid) {
         self.touched.insert(school);
+    }
+
+    /// Undo everything written, keeping SQLite's writer's turn for another attempt.
+    pub async fn roll_back_keeping_turn(self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error> {
+        let WriteTx { tx, _gate, .. } = self;
+        tx.rollback().await?;
+        Ok(_gate)
     }
 
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {

@@ -44,14 +44,41 @@ pub async fn on_pings(
     settings: SignalSettings,
     now: Timestamp,
 ) -> Result<(), ApiError> {
+    if let Some(due_at) = signal_check_due(session, pings, settings, now) {
+        arm_signal_check(tx, session, due_at, now).await?;
+    }
+    on_ping_positions(tx, session, pings, settings, now).await
+}
+
+/// When the lost-signal check is due once these pings are in: every report re-arms it from the newest
+/// ping. `None` when the session is no longer live (or there are no pings).
+pub fn signal_check_due(
+    session: &SessionRow,
+    pings: &[LocationPing],
+    settings: SignalSettings,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let latest = pings.iter().max_by_key(|p| p.at)?;
+    if !session.status.is_live() || session.ended_at.is_some() {
+        return None;
+    }
+    Some(latest.at.max(now - settings.signal_lost_after) + settings.signal_lost_after)
+}
+
+/// What the pings themselves say: a low battery, or the worker outside the visit's geofence. Reads and
+/// writes nothing unless one of them is so.
+pub async fn on_ping_positions(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    pings: &[LocationPing],
+    settings: SignalSettings,
+    now: Timestamp,
+) -> Result<(), ApiError> {
     let Some(latest) = pings.iter().max_by_key(|p| p.at) else { return Ok(()) };
     let position = Coordinates { latitude: latest.latitude, longitude: latest.longitude };
     if !session.status.is_live() || session.ended_at.is_some() {
         return Ok(());
     }
-    // Every report re-arms the lost-signal check from the newest ping.
-    arm_signal_check(tx, session, latest.at.max(now - settings.signal_lost_after) + settings.signal_lost_after, now)
-        .await?;
 
     if let Some(low) = pings.iter().filter_map(|p| p.battery_percent).find(|b| *b < LOW_BATTERY_PERCENT) {
         let text = format!("{}'s phone battery is at {low}%. Charge it or end the visit soon.", session.worker_name);
@@ -114,6 +141,16 @@ pub async fn arm_signal_check(
     if timers::postpone_for_session(tx, session.id, TimerKind::SignalCheck, due_at).await? {
         return Ok(());
     }
+    replace_signal_check(tx, session, due_at, now).await
+}
+
+/// A new lost-signal check due at `due_at` in place of any pending one (which could not be moved to it).
+pub async fn replace_signal_check(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), ApiError> {
     timers::cancel_for_session(tx, session.id, TimerKind::SignalCheck, now).await?;
     timers::insert(
         tx,

@@ -131,6 +131,33 @@ pub async fn postpone_for_session(
     Ok(moved.rows_affected() > 0)
 }
 
+/// [`postpone_for_session`] for many sessions at once; returns the sessions whose timer moved.
+pub async fn postpone_for_sessions(
+    tx: &mut WriteTx,
+    kind: TimerKind,
+    due: &[(Uuid, Timestamp)],
+) -> Result<std::collections::HashSet<Uuid>, ApiError> {
+    let mut moved = std::collections::HashSet::with_capacity(due.len());
+    for piece in crate::db::batch::pieces(due, 64) {
+        // `values` names its columns column1, column2 on both databases.
+        let sql = format!(
+            "update timers set due_at = v.column2 from (values {}) as v \
+             where timers.session_id = v.column1 and timers.kind = ${} and timers.fired_at is null \
+             and timers.cancelled_at is null and timers.due_at <= v.column2 returning timers.session_id",
+            crate::db::batch::tuples(piece.len(), 2),
+            piece.len() * 2 + 1
+        );
+        let mut query = sqlx::query_as::<_, (String,)>(&sql);
+        for (session_id, due_at) in piece {
+            query = query.bind(session_id.to_string()).bind(to_millis(*due_at));
+        }
+        for (session_id,) in query.bind(kind.as_str()).fetch_all(tx.conn()).await? {
+            moved.insert(parse_id(&session_id)?);
+        }
+    }
+    Ok(moved)
+}
+
 /// Cancel a session's pending timers of one kind.
 pub async fn cancel_for_session(
     tx: &mut WriteTx,

@@ -1,14 +1,17 @@
 //! Location pings: position, accuracy and battery while a session is live.
 //!
 //! Phones report often, so on SQLite, whose single writer makes every commit wait for the disk in
-//! turn, the pings of requests that arrive together are written in one transaction (group commit):
-//! each request's work sits behind its own savepoint, so one that fails is undone and answered alone,
-//! and every request is answered only once the transaction holding its pings has committed.
+//! turn, the pings of requests that arrive together are written in one transaction (group commit),
+//! and every request is answered only once the transaction holding its pings has committed. The group
+//! is written in a few statements (its sessions read at once, its pings inserted at once, its
+//! lost-signal checks moved at once); if any of that fails, it is undone and the group written again
+//! request by request, each behind its own savepoint, so one request that fails is answered alone.
 //! PostgreSQL commits concurrent transactions side by side, and a shared transaction there would hold
 //! several sessions' row locks at once (a deadlock with a request that locks them in another order),
 //! so there each request keeps its own transaction.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use homeward_shared::api::LocationPing;
@@ -18,8 +21,10 @@ use uuid::Uuid;
 use crate::Timestamp;
 use crate::auth::AuthUser;
 use crate::clock::to_millis;
-use crate::db::{Backend, Db, WriteTx};
+use crate::db::{Backend, Db, WriteTx, batch};
 use crate::error::ApiError;
+use crate::escalation::signals;
+use crate::escalation::timers::{self, TimerKind};
 use crate::store::sessions::{self, SessionRow};
 
 /// The most requests written in one transaction; the rest wait for the next.
@@ -123,8 +128,136 @@ async fn write(
     Ok((stored, duplicates))
 }
 
+/// A request's answer: (stored, duplicates), or why it was refused.
+type Answer = Result<(usize, usize), ApiError>;
+
 /// Write a group of requests in one transaction and answer each after the commit.
 async fn write_group(db: Db, slot: Option<OwnedMutexGuard<()>>, group: Vec<Queued>) {
+    let mut tx = match db.begin_in(slot).await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(group.into_iter().map(|q| q.reply), &e.into()),
+    };
+    match write_together(&mut tx, &group).await {
+        Ok(answers) => match tx.commit().await {
+            Ok(()) => {
+                for (q, answer) in group.into_iter().zip(answers) {
+                    let _ = q.reply.send(answer);
+                }
+            }
+            Err(e) => fail_all(group.into_iter().map(|q| q.reply), &e.into()),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "a group of location pings is written again request by request");
+            match tx.roll_back_keeping_turn().await {
+                Ok(slot) => write_one_by_one(db, slot, group).await,
+                Err(e) => fail_all(group.into_iter().map(|q| q.reply), &e.into()),
+            }
+        }
+    }
+}
+
+/// The whole group in a few statements. Returns each request's answer; an error means the group's
+/// writes must not stand (the caller rolls back).
+async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer>, ApiError> {
+    let ids: Vec<Uuid> = group.iter().map(|q| q.session_id).collect::<BTreeSet<_>>().into_iter().collect();
+    // Read again under the writer's lock: a session may have ended since its request was checked.
+    let found = sessions::get_many(tx.conn(), &ids).await?;
+    let targets: Vec<Option<&SessionRow>> =
+        group.iter().map(|q| found.get(&q.session_id).filter(|s| s.visible_to(&q.user))).collect();
+
+    // Each ping once: the first request in the group to carry an id stores it; a later copy, like a
+    // ping already stored, is a duplicate.
+    let mut carrier: HashMap<Uuid, usize> = HashMap::new();
+    let mut rows = Vec::new();
+    for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
+        let Some(session) = target else { continue };
+        for ping in &q.pings {
+            if let Entry::Vacant(first) = carrier.entry(ping.id) {
+                first.insert(i);
+                rows.push(Row { session, user_id: q.user.user_id, ping, received_at: q.now });
+            }
+        }
+    }
+    let mut stored = vec![0; group.len()];
+    for ping_id in insert_rows(tx, &rows).await? {
+        stored[carrier[&ping_id]] += 1;
+    }
+
+    // Every session that stored pings re-arms its lost-signal check (from its last request here).
+    let settings = tx.signals;
+    let mut due: BTreeMap<Uuid, (Timestamp, &SessionRow, Timestamp)> = BTreeMap::new();
+    for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
+        if let Some(session) = target.filter(|_| stored[i] > 0) {
+            tx.touch(session.school_id);
+            if let Some(at) = signals::signal_check_due(session, &q.pings, settings, q.now) {
+                due.insert(session.id, (at, session, q.now));
+            }
+        }
+    }
+    let moves: Vec<(Uuid, Timestamp)> = due.iter().map(|(id, (at, _, _))| (*id, *at)).collect();
+    let moved = timers::postpone_for_sessions(tx, TimerKind::SignalCheck, &moves).await?;
+    for (id, (at, session, now)) in &due {
+        if !moved.contains(id) {
+            signals::replace_signal_check(tx, session, *at, *now).await?;
+        }
+    }
+    for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
+        if let Some(session) = target.filter(|_| stored[i] > 0) {
+            signals::on_ping_positions(tx, session, &q.pings, settings, q.now).await?;
+        }
+    }
+
+    Ok(group
+        .iter()
+        .zip(targets)
+        .zip(stored)
+        .map(|((q, target), stored)| match target {
+            Some(_) => Ok((stored, q.pings.len() - stored)),
+            None => Err(ApiError::NotFound("session")),
+        })
+        .collect())
+}
+
+/// One ping to insert, with what the row needs besides it.
+struct Row<'a> {
+    session: &'a SessionRow,
+    user_id: Uuid,
+    ping: &'a LocationPing,
+    received_at: Timestamp,
+}
+
+/// Insert pings whose ids are not stored yet; returns the ids inserted.
+async fn insert_rows(tx: &mut WriteTx, rows: &[Row<'_>]) -> Result<HashSet<Uuid>, ApiError> {
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for piece in batch::pieces(rows, 512) {
+        let sql = format!(
+            "insert into location_pings (ping_id, session_id, school_id, user_id, at, latitude, longitude, accuracy_m, \
+             battery_percent, received_at) values {} on conflict (ping_id) do nothing returning ping_id",
+            batch::tuples(piece.len(), 10)
+        );
+        let mut query = sqlx::query_as::<_, (String,)>(&sql);
+        for row in piece {
+            query = query
+                .bind(row.ping.id.to_string())
+                .bind(row.session.id.to_string())
+                .bind(row.session.school_id.to_string())
+                .bind(row.user_id.to_string())
+                .bind(to_millis(row.ping.at))
+                .bind(row.ping.latitude)
+                .bind(row.ping.longitude)
+                .bind(row.ping.accuracy_m)
+                .bind(row.ping.battery_percent)
+                .bind(to_millis(row.received_at));
+        }
+        for (ping_id,) in query.fetch_all(tx.conn()).await? {
+            inserted.insert(crate::auth::parse_id(&ping_id)?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// The group again, request by request, each behind a savepoint (after [`write_together`] failed).
+async fn write_one_by_one(db: Db, slot: Option<OwnedMutexGuard<()>>, group: Vec<Queued>) {
     let mut tx = match db.begin_in(slot).await {
         Ok(tx) => tx,
         Err(e) => return fail_all(group.into_iter().map(|q| q.reply), &e.into()),
@@ -176,7 +309,7 @@ async fn savepoint(tx: &mut WriteTx, sql: &'static str) -> Result<(), ApiError> 
 fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Result<(usize, usize), ApiError>>>, error: &ApiError) {
     tracing::error!(error = %error, "a group of location pings could not be written");
     for reply in replies {
-        let _ = reply.send(Err(ApiError::Unavailable("the location could not be stored; send it again".into())));
+        let _ = reply.send(Err(ApiError::Unavailable("the location could not be stored; try again shortly".into())));
     }
 }
 

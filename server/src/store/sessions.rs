@@ -287,6 +287,26 @@ pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The sessions with these ids that exist, read a few statements at a time.
+pub async fn get_many(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, SessionRow>, ApiError> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for piece in crate::db::batch::pieces(ids, 64) {
+        let sql = format!("{SELECT} where s.session_id in {}", crate::db::batch::tuples(1, piece.len()));
+        let mut query = sqlx::query(&sql);
+        for id in piece {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let session = from_row(&row)?;
+            found.insert(session.id, session);
+        }
+    }
+    Ok(found)
+}
+
 /// The session if `user` may see it; 404 otherwise (including another school's sessions).
 pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     exec: E,
