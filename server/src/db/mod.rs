@@ -21,7 +21,11 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Db {
+    /// For reads (and the tests' own statements).
     pub pool: AnyPool,
+    /// For write transactions: on SQLite its own single connection, the one writer, whose page cache
+    /// no other writer invalidates; on PostgreSQL the same pool as `pool`.
+    pub writer: AnyPool,
     pub backend: Backend,
     /// SQLite has one writer: writes queue here instead of failing with "database is locked".
     write_gate: Option<Arc<Mutex<()>>>,
@@ -136,24 +140,17 @@ impl Db {
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://, got `{}`", redact(url));
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let pool = match backend {
+        let options = || AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let (pool, writer) = match backend {
             Backend::Sqlite => {
-                options
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "pragma journal_mode = wal",
-                                "pragma synchronous = full",
-                                "pragma foreign_keys = on",
-                                "pragma busy_timeout = 10000",
-                            ] {
-                                conn.execute(pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    })
+                // An embedded file cannot drop a connection: checking each one before use would only
+                // cost a round trip to its thread.
+                let readers = options().max_connections(8).test_before_acquire(false);
+                let pool = readers.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn))).connect(url).await;
+                let writer = options()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
                     .after_release(|conn, _| {
                         Box::pin(async move {
                             // A write that failed for lack of disk space (or another I/O error) can
@@ -172,14 +169,16 @@ impl Db {
                         })
                     })
                     .connect(url)
-                    .await
+                    .await;
+                pool.and_then(|pool| Ok((pool, writer?)))
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await,
+            Backend::Postgres => options().max_connections(16).connect(url).await.map(|pool| (pool.clone(), pool)),
         }
         .with_context(|| format!("could not open the database at {}", redact(url)))?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let db = Db {
             pool,
+            writer,
             backend,
             write_gate,
             timers_changed: Arc::new(Notify::new()),
@@ -208,7 +207,7 @@ impl Db {
 
     /// A write transaction in the writer's turn already taken with [`Db::write_slot`].
     pub async fn begin_in(&self, gate: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
-        let tx = self.pool.begin().await?;
+        let tx = self.writer.begin().await?;
         Ok(WriteTx {
             tx,
             backend: self.backend,
@@ -228,6 +227,20 @@ impl Db {
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("select 1").execute(&self.pool).await.map(|_| ())
     }
+}
+
+/// Every SQLite connection's settings: write-ahead log, an fsync at every commit, foreign keys, and a
+/// wait instead of an error when another connection holds the write lock.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    for pragma in [
+        "pragma journal_mode = wal",
+        "pragma synchronous = full",
+        "pragma foreign_keys = on",
+        "pragma busy_timeout = 10000",
+    ] {
+        conn.execute(pragma).await?;
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages and logs.

@@ -27,7 +27,7 @@ impl VapidKeys {
         sqlx::query("insert into server_keys (name, value, created_at) values ('vapid_private', $1, $2) on conflict (name) do nothing")
             .bind(&generated)
             .bind(chrono::Utc::now().timestamp_millis())
-            .execute(&db.pool)
+            .execute(&db.writer)
             .await?;
         let (private_b64,): (String,) =
             sqlx::query_as("select value from server_keys where name = 'vapid_private'").fetch_one(&db.pool).await?;

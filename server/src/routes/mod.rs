@@ -32,6 +32,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(crate::openapi::document))
         .service(
             web::scope("/api/v1")
+                // Phones' reports first: actix tries the routes in order, matching each `{id}` pattern
+                // by regular expression, and these are most of the requests.
+                .route("/sessions/{id}/pings", web::post().to(session_events::record_pings))
+                .route("/sessions/{id}/events", web::post().to(session_events::record_events))
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
@@ -56,8 +60,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/sessions/{id}/approval/request", web::post().to(sessions::request_approval))
                 .route("/sessions/{id}/approval/approve", web::post().to(sessions::approve))
                 .route("/sessions/{id}/approval/reject", web::post().to(sessions::reject))
-                .route("/sessions/{id}/events", web::post().to(session_events::record_events))
-                .route("/sessions/{id}/pings", web::post().to(session_events::record_pings))
                 .route("/sessions/{id}/outcome", web::post().to(session_events::record_outcome))
                 .route("/sessions/{id}/messages", web::get().to(messages::list))
                 .route("/sessions/{id}/messages", web::post().to(messages::reply))
