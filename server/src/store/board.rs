@@ -204,4 +204,73 @@ mod tests {
         assert!(alert_rank(AlertKind::Panic) < alert_rank(AlertKind::MissedDeadline));
         assert!(alert_rank(AlertKind::MissedDeadline) < alert_rank(AlertKind::LowBattery));
     }
+
+    fn entry(worker: Uuid, companion: Option<Uuid>, alarm: Option<AlarmKind>, alerts: &[AlertKind]) -> Entry {
+        let board = BoardEntry {
+            session_id: Uuid::new_v4(),
+            worker_id: worker,
+            worker_name: "Worker".into(),
+            kind: "home_visit".into(),
+            sub_kind: None,
+            address: "1 Street".into(),
+            status: if alarm.is_some() { SessionStatus::Alarm } else { SessionStatus::Active },
+            alarm,
+            deadline: None,
+            seconds_to_deadline: None,
+            started_at: None,
+            last_position: None,
+            battery_percent: None,
+            alerts: alerts
+                .iter()
+                .map(|&kind| BoardAlert {
+                    id: Uuid::new_v4(),
+                    kind,
+                    status: AlertStatus::Escalating,
+                    owner_id: None,
+                    owner_name: None,
+                })
+                .collect(),
+        };
+        Entry { board, companion_id: companion }
+    }
+
+    fn viewer(user_id: Uuid) -> AuthUser {
+        AuthUser {
+            user_id,
+            school_id: Uuid::new_v4(),
+            name: "Leader".into(),
+            roles: vec![homeward_shared::Role::Leader],
+            token_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_people_on_a_visit_never_see_its_duress_and_everyone_else_sees_all() {
+        let (worker, companion, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let board = SchoolBoard {
+            generated_at: chrono::Utc::now(),
+            map_tile_url: String::new(),
+            entries: vec![
+                entry(worker, Some(companion), Some(AlarmKind::Duress), &[AlertKind::Duress]),
+                // An alarm of another kind stays; only the duress alert on it is hidden from its people.
+                entry(worker, Some(companion), Some(AlarmKind::Panic), &[AlertKind::Panic, AlertKind::Duress]),
+                entry(other, None, None, &[]),
+            ],
+        };
+        let kinds = |view: &BoardView| -> Vec<Vec<AlertKind>> {
+            view.sessions.iter().map(|e| e.alerts.iter().map(|a| a.kind).collect()).collect()
+        };
+        let everyone = board.responders_view();
+        assert_eq!(kinds(&everyone), [vec![AlertKind::Duress], vec![AlertKind::Panic, AlertKind::Duress], vec![]]);
+        for person in [worker, companion] {
+            assert!(board.hides_from(&viewer(person)));
+            let theirs = board.view(&viewer(person));
+            assert_eq!(kinds(&theirs), [vec![AlertKind::Panic], vec![]]);
+            assert_eq!(theirs.sessions[0].session_id, board.entries[1].board.session_id);
+        }
+        // Someone on a visit without duress sees what everyone sees, so the shared frame serves them.
+        assert!(!board.hides_from(&viewer(other)));
+        assert_eq!(board.view(&viewer(other)), everyone);
+        assert!(!board.hides_from(&viewer(Uuid::new_v4())));
+    }
 }
