@@ -136,6 +136,7 @@ async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
         login_limiter: LoginLimiter::default(),
         vapid_public_key: None,
         channels: Default::default(),
+        boards: Default::default(),
     })
 }
 

@@ -14,6 +14,7 @@ pub mod live;
 pub mod notify;
 pub mod openapi;
 pub mod routes;
+pub mod shared_boards;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -91,6 +91,7 @@ impl Application {
             login_limiter: LoginLimiter::default(),
             vapid_public_key: Some(vapid.public_b64.clone()),
             channels: channels.clone(),
+            boards: Default::default(),
         });
         // The engine: whatever fell due while the server was down fires as soon as these start.
         tokio::spawn(scheduler::run(state.clone().into_inner(), poll));

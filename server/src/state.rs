@@ -15,4 +15,6 @@ pub struct AppState {
     pub vapid_public_key: Option<String>,
     /// The channels this deployment sends on (none for admin commands that do not serve).
     pub channels: crate::notify::Channels,
+    /// The live boards streams are watching, one per school.
+    pub boards: crate::shared_boards::SharedBoards,
 }

@@ -334,8 +334,6 @@ pub enum Scope {
     Mine,
     School,
     PendingApproval,
-    /// Out there now: active, overdue or in alarm (the live board).
-    Live,
 }
 
 pub async fn list(
@@ -348,7 +346,6 @@ pub async fn list(
         Scope::Mine => ("s.school_id = $1 and (s.worker_id = $2 or s.companion_id = $2)", true),
         Scope::School => ("s.school_id = $1", false),
         Scope::PendingApproval => ("s.school_id = $1 and s.approval_status = 'pending'", false),
-        Scope::Live => ("s.school_id = $1 and s.status in ('active', 'overdue', 'alarm')", false),
     };
     let sql = format!("{SELECT} where {filter} order by s.planned_start desc limit {limit}");
     let mut query = sqlx::query(&sql).bind(user.school_id.to_string());
@@ -356,6 +353,16 @@ pub async fn list(
         query = query.bind(user.user_id.to_string());
     }
     let rows = query.fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The school's sessions out there now: active, overdue or in alarm (the live board).
+pub async fn live(pool: &sqlx::AnyPool, school_id: Uuid, limit: i64) -> Result<Vec<SessionRow>, ApiError> {
+    let sql = format!(
+        "{SELECT} where s.school_id = $1 and s.status in ('active', 'overdue', 'alarm') \
+         order by s.planned_start desc limit {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(school_id.to_string()).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
