@@ -216,6 +216,65 @@ async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_store
     assert_eq!(pending_checks, 1, "one lost-signal check stays armed");
 }
 
+/// SQLite has one writer. Pings give way to every other write (a missed deadline's escalation, a panic,
+/// a check-in): a write that comes to the writer after pings are already queued still goes first, and
+/// the pings follow, every one stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_other_writes_go_before_queued_pings() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let school = app.school("Priority School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let db = app.state.db.clone();
+    let staff = AuthUser {
+        user_id: school.staff.id(),
+        school_id: school.id,
+        name: school.staff.user.name.clone(),
+        roles: vec![Role::Staff],
+        token_hash: String::new(),
+    };
+    let slot = db.write_slot().await;
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        let (db, staff, now, batch) = (db.clone(), staff.clone(), app.now(), vec![ping(&app), ping(&app)]);
+        calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
+    }
+    for _ in 0..200 {
+        if db.ping_queue.lock().unwrap().len() == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(db.ping_queue.lock().unwrap().len(), 6, "the pings are queued first");
+    let other = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.expect("the writer's turn");
+            let pings_before: i64 = sqlx::query("select count(*) from location_pings where session_id = $1")
+                .bind(session.to_string())
+                .fetch_one(tx.conn())
+                .await
+                .unwrap()
+                .get(0);
+            tx.commit().await.unwrap();
+            pings_before
+        })
+    };
+    for _ in 0..200 {
+        if db.other_writes_waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(db.other_writes_waiting(), 1, "the other write waits behind the queued pings");
+    drop(slot);
+    assert_eq!(other.await.unwrap(), 0, "the other write had the writer before any queued ping was written");
+    for call in calls {
+        assert_eq!(call.await.unwrap().expect("the pings are stored after it"), (2, 0));
+    }
+    assert_eq!(stored_ping_ids(&app, session).await.len(), 12, "every ping is stored");
+    assert_eq!(db.other_writes_waiting(), 0);
+}
+
 on_both_databases!(
     pings_sent_together_are_each_stored_once,
     a_failing_request_in_a_group_is_undone_alone,

@@ -6,6 +6,7 @@ mod migrations;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,7 +29,7 @@ pub struct Db {
     pub writer: AnyPool,
     pub backend: Backend,
     /// SQLite has one writer: writes queue here instead of failing with "database is locked".
-    write_gate: Option<Arc<Mutex<()>>>,
+    write_gate: Option<Arc<WriteGate>>,
     /// Wakes this process's scheduler when a transaction that wrote a timer commits.
     pub timers_changed: Arc<Notify>,
     /// Wakes this process's deliverer when a transaction that wrote a delivery commits.
@@ -41,6 +42,33 @@ pub struct Db {
     pub live: crate::live::LiveChanges,
     /// Location pings waiting to be written together (SQLite's group commit, `store::pings`).
     pub ping_queue: crate::store::pings::PingQueue,
+}
+
+/// SQLite's single writer's turn, and how many writes other than pings are waiting for it.
+#[derive(Default)]
+struct WriteGate {
+    turn: Arc<Mutex<()>>,
+    waiting: AtomicUsize,
+    /// Told when the last waiting write other than pings got its turn (or gave up waiting).
+    none_waiting: Notify,
+}
+
+/// A write other than pings waiting for the writer's turn, counted until it has the turn or gives up.
+struct Waiting<'a>(&'a WriteGate);
+
+impl<'a> Waiting<'a> {
+    fn count(gate: &'a WriteGate) -> Self {
+        gate.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(gate)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_waiting.notify_waiters();
+        }
+    }
 }
 
 /// A write transaction; on SQLite it also holds the single-writer gate until it ends.
@@ -175,7 +203,7 @@ impl Db {
             Backend::Postgres => options().max_connections(16).connect(url).await.map(|pool| (pool.clone(), pool)),
         }
         .with_context(|| format!("could not open the database at {}", redact(url)))?;
-        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let write_gate = (backend == Backend::Sqlite).then(Arc::default);
         let db = Db {
             pool,
             writer,
@@ -199,9 +227,32 @@ impl Db {
 
     /// SQLite's single writer's turn (wait for it); `None` on PostgreSQL, which has no such turn.
     pub async fn write_slot(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
+        let gate = self.write_gate.as_ref()?;
+        let _waiting = Waiting::count(gate);
+        Some(gate.turn.clone().lock_owned().await)
+    }
+
+    /// How many writes other than pings are waiting for SQLite's writer now (0 on PostgreSQL).
+    pub fn other_writes_waiting(&self) -> usize {
+        self.write_gate.as_ref().map_or(0, |gate| gate.waiting.load(Ordering::SeqCst))
+    }
+
+    /// The writer's turn for location pings, which give way: a turn goes first to every other write
+    /// (a missed deadline's escalation, a panic, a check-in) waiting by then. Under more pings than the
+    /// writer can take, the pings wait (the phones keep them) and the alarms do not.
+    pub async fn write_slot_after_others(&self) -> Option<OwnedMutexGuard<()>> {
+        let gate = self.write_gate.as_ref()?;
+        loop {
+            let none_waiting = gate.none_waiting.notified();
+            if gate.waiting.load(Ordering::SeqCst) > 0 {
+                none_waiting.await;
+                continue;
+            }
+            let turn = gate.turn.clone().lock_owned().await;
+            // Another write may have queued while this waited in line: it goes first.
+            if gate.waiting.load(Ordering::SeqCst) == 0 {
+                return Some(turn);
+            }
         }
     }
 

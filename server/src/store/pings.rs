@@ -81,7 +81,7 @@ pub async fn record(
     tokio::select! {
         biased;
         answer = &mut answer => return answered(answer),
-        slot = db.write_slot() => {
+        slot = db.write_slot_after_others() => {
             let group: Vec<Queued> = {
                 let mut queue = db.ping_queue.lock().expect("the ping queue");
                 let n = queue.len().min(MOST_IN_GROUP);
