@@ -371,3 +371,23 @@ pub fn event(kind: ClientEventKind, offset: Duration) -> ClientEvent {
 pub fn now_ms() -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("a valid time")
 }
+
+/// Read boards from a live-board stream until one satisfies `pred`, for at most `wait`.
+pub async fn board_where(
+    events: &mut homeward_shared::client::BoardEvents,
+    wait: std::time::Duration,
+    what: &str,
+    pred: impl Fn(&homeward_shared::api::BoardView) -> bool,
+) -> homeward_shared::api::BoardView {
+    let found = tokio::time::timeout(wait, async {
+        loop {
+            match events.next().await.expect("the stream is readable") {
+                Some(board) if pred(&board) => return board,
+                Some(_) => continue,
+                None => panic!("the stream ended while waiting for {what}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no board with {what} within {wait:?}"))
+}

@@ -7,14 +7,15 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, TimeZone, Utc};
 use homeward_server::clock::ManualClock;
 use homeward_shared::api::{
-    AlertKind, AlertResolution, AlertStatus, BoardView, ClientEventKind, LocationPing, MessageDirection,
-    NoSignalMarkRequest, OutcomeRequest, ResolveAlertRequest, ReviewKind, UpdateUserRequest,
+    AlertKind, AlertResolution, AlertStatus, ClientEventKind, LocationPing, MessageDirection, NoSignalMarkRequest,
+    OutcomeRequest, ResolveAlertRequest, ReviewKind, UpdateUserRequest,
 };
-use homeward_shared::client::{ApiClient, BoardEvents};
+use homeward_shared::client::ApiClient;
 use homeward_shared::session::{Concern, Outcome, SessionStatus};
 use homeward_shared::{Coordinates, Role};
 use homeward_tests::{
-    Backend, School, TestApp, low_risk_visit, on_both_databases, spawn_app, spawn_app_shifted, spawn_app_with_clock,
+    Backend, School, TestApp, board_where, low_risk_visit, on_both_databases, spawn_app, spawn_app_shifted,
+    spawn_app_with_clock,
 };
 use uuid::Uuid;
 
@@ -61,21 +62,6 @@ fn outcome(concern: Concern, notes: &str) -> OutcomeRequest {
             notes: notes.into(),
         },
     }
-}
-
-/// Read boards from the stream until one satisfies `pred`.
-async fn board_where(events: &mut BoardEvents, what: &str, pred: impl Fn(&BoardView) -> bool) -> BoardView {
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.next().await.expect("the stream is readable") {
-                Some(board) if pred(&board) => return board,
-                Some(_) => continue,
-                None => panic!("the stream ended while waiting for {what}"),
-            }
-        }
-    })
-    .await;
-    found.unwrap_or_else(|_| panic!("no board with {what} within {WAIT:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -145,17 +131,17 @@ async fn the_board_stream_turns_overdue_without_asking(backend: Backend) {
     let app = spawn_app_shifted(backend, |_| {}).await;
     let school = app.school("Stream School").await;
     let mut events = school.leader.api.board_events().await.expect("open the stream");
-    let first = board_where(&mut events, "the first board", |_| true).await;
+    let first = board_where(&mut events, WAIT, "the first board", |_| true).await;
     assert!(first.sessions.is_empty(), "nothing live yet: {first:?}");
 
     let session = start_visit(&app, &school.staff.api, "3 Stream Street").await;
-    board_where(&mut events, "the visit active", |b| {
+    board_where(&mut events, WAIT, "the visit active", |b| {
         b.sessions.iter().any(|e| e.session_id == session && e.status == SessionStatus::Active)
     })
     .await;
     // The deadline passes; the scheduler marks it overdue and the stream says so, unasked.
     app.advance(Duration::minutes(5) + Duration::seconds(1));
-    let overdue = board_where(&mut events, "the visit overdue", |b| {
+    let overdue = board_where(&mut events, WAIT, "the visit overdue", |b| {
         b.sessions.iter().any(|e| e.session_id == session && e.status == SessionStatus::Overdue)
     })
     .await;
@@ -165,12 +151,12 @@ async fn the_board_stream_turns_overdue_without_asking(backend: Backend) {
 
     // The worker ends the visit: it leaves the board.
     school.staff.api.send_events(session, &[app.event_now(ClientEventKind::End)]).await.expect("end");
-    board_where(&mut events, "the visit gone", |b| b.sessions.iter().all(|e| e.session_id != session)).await;
+    board_where(&mut events, WAIT, "the visit gone", |b| b.sessions.iter().all(|e| e.session_id != session)).await;
 
     // Signing out ends the stream at its next change (or refresh); staff cannot open one at all.
     let (second, _) = app.api.login(&school.leader.user.email, homeward_tests::PASSWORD).await.expect("sign in");
     let mut watched = second.board_events().await.expect("open a second stream");
-    board_where(&mut watched, "its first board", |_| true).await;
+    board_where(&mut watched, WAIT, "its first board", |_| true).await;
     second.logout().await.expect("sign out");
     start_visit(&app, &school.other_staff.api, "4 After Sign-out Street").await;
     let ended = tokio::time::timeout(WAIT, async {
@@ -182,7 +168,7 @@ async fn the_board_stream_turns_overdue_without_asking(backend: Backend) {
     })
     .await;
     assert!(ended.is_ok(), "the stream of a signed-out leader ends");
-    board_where(&mut events, "the other leader still served", |b| b.sessions.len() == 1).await;
+    board_where(&mut events, WAIT, "the other leader still served", |b| b.sessions.len() == 1).await;
     let denied = school.staff.api.board_events().await.err().expect("staff are refused");
     assert_eq!(denied.status().map(|s| s.as_u16()), Some(403));
     let anonymous = ApiClient::new(&app.address).board_events().await.err().expect("anonymous is refused");

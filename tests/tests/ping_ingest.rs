@@ -32,6 +32,28 @@ fn ping(app: &TestApp) -> LocationPing {
     }
 }
 
+/// The visit's staff member as the ping writer sees them once signed in.
+fn signed_in_staff(school: &homeward_tests::School) -> AuthUser {
+    AuthUser {
+        user_id: school.staff.id(),
+        school_id: school.id,
+        name: school.staff.user.name.clone(),
+        roles: vec![Role::Staff],
+        token_hash: String::new(),
+    }
+}
+
+/// Wait until `n` ping requests are queued for SQLite's writer.
+async fn wait_until_queued(db: &homeward_server::db::Db, n: usize, what: &str) {
+    for _ in 0..200 {
+        if db.ping_queue.lock().unwrap().len() == n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(db.ping_queue.lock().unwrap().len(), n, "{what}");
+}
+
 async fn stored_ping_ids(app: &TestApp, session: Uuid) -> Vec<String> {
     sqlx::query("select ping_id from location_pings where session_id = $1")
         .bind(session.to_string())
@@ -89,13 +111,7 @@ async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
     let school = app.school("Ingest School").await;
     let session = started_visit(&app, &school.staff).await;
     let db = app.state.db.clone();
-    let staff = AuthUser {
-        user_id: school.staff.id(),
-        school_id: school.id,
-        name: school.staff.user.name.clone(),
-        roles: vec![Role::Staff],
-        token_hash: String::new(),
-    };
+    let staff = signed_in_staff(&school);
     let slot = db.write_slot().await;
     let mut calls = Vec::new();
     let mut good = HashSet::new();
@@ -110,13 +126,7 @@ async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
     }
     if backend == Backend::Sqlite {
         // Every request waits in the queue for the writer's turn the test holds.
-        for _ in 0..200 {
-            if db.ping_queue.lock().unwrap().len() == 9 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(db.ping_queue.lock().unwrap().len(), 9, "all nine requests are queued together");
+        wait_until_queued(&db, 9, "all nine requests are queued together").await;
     }
     drop(slot);
     let mut results = Vec::new();
@@ -164,13 +174,7 @@ async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_store
     for statement in ddl {
         sqlx::query(statement).execute(&db.pool).await.expect("install the refusing trigger");
     }
-    let staff = AuthUser {
-        user_id: school.staff.id(),
-        school_id: school.id,
-        name: school.staff.user.name.clone(),
-        roles: vec![Role::Staff],
-        token_hash: String::new(),
-    };
+    let staff = signed_in_staff(&school);
     let slot = db.write_slot().await;
     let mut calls = Vec::new();
     let mut good = HashSet::new();
@@ -185,13 +189,7 @@ async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_store
         calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
     }
     if backend == Backend::Sqlite {
-        for _ in 0..200 {
-            if db.ping_queue.lock().unwrap().len() == 6 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(db.ping_queue.lock().unwrap().len(), 6, "all six requests are queued together");
+        wait_until_queued(&db, 6, "all six requests are queued together").await;
     }
     drop(slot);
     for (k, call) in calls.into_iter().enumerate() {
@@ -225,26 +223,14 @@ async fn on_sqlite_other_writes_go_before_queued_pings() {
     let school = app.school("Priority School").await;
     let session = started_visit(&app, &school.staff).await;
     let db = app.state.db.clone();
-    let staff = AuthUser {
-        user_id: school.staff.id(),
-        school_id: school.id,
-        name: school.staff.user.name.clone(),
-        roles: vec![Role::Staff],
-        token_hash: String::new(),
-    };
+    let staff = signed_in_staff(&school);
     let slot = db.write_slot().await;
     let mut calls = Vec::new();
     for _ in 0..6 {
         let (db, staff, now, batch) = (db.clone(), staff.clone(), app.now(), vec![ping(&app), ping(&app)]);
         calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
     }
-    for _ in 0..200 {
-        if db.ping_queue.lock().unwrap().len() == 6 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(db.ping_queue.lock().unwrap().len(), 6, "the pings are queued first");
+    wait_until_queued(&db, 6, "the pings are queued first").await;
     // Polled once here, the other write is counted and in line for the writer before it is let go (the
     // server's own loops may be waiting too: they also go before the pings).
     let mut other = Box::pin(async {

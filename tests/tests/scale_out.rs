@@ -6,10 +6,10 @@
 
 use std::time::Duration as StdDuration;
 
-use homeward_shared::api::{BoardView, ClientEventKind};
-use homeward_shared::client::{ApiClient, BoardEvents};
+use homeward_shared::api::ClientEventKind;
+use homeward_shared::client::ApiClient;
 use homeward_shared::session::SessionStatus;
-use homeward_tests::{Backend, TestApp, low_risk_visit, postgres_admin_url, spawn_app_shifted};
+use homeward_tests::{Backend, TestApp, board_where, low_risk_visit, postgres_admin_url, spawn_app_shifted};
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
@@ -22,21 +22,21 @@ async fn a_board_on_one_process_sees_visits_written_through_another() {
     let second = first.another_process(|s| s.board_refresh_secs = NEVER).await;
     let school = first.school("Two Process School").await;
     let mut board = second.api_for(&school.leader).board_events().await.expect("open the stream on the second");
-    let empty = board_where(&mut board, "the first board", |_| true).await;
+    let empty = board_where(&mut board, WAIT, "the first board", |_| true).await;
     assert!(empty.sessions.is_empty(), "{empty:?}");
 
     let session = start_visit(&first, &school.staff.api, "1 First Process Road").await;
-    board_where(&mut board, "the visit started through the first process", |b| {
+    board_where(&mut board, WAIT, "the visit started through the first process", |b| {
         b.sessions.iter().any(|e| e.session_id == session && e.status == SessionStatus::Active)
     })
     .await;
 
     // Both ways round: a visit ended through the second leaves the first's board.
     let mut first_board = school.leader.api.board_events().await.expect("open the stream on the first");
-    board_where(&mut first_board, "the visit on the first's board", |b| b.sessions.len() == 1).await;
+    board_where(&mut first_board, WAIT, "the visit on the first's board", |b| b.sessions.len() == 1).await;
     second.api_for(&school.staff).send_events(session, &[first.event_now(ClientEventKind::End)]).await.expect("end");
-    board_where(&mut first_board, "the visit gone", |b| b.sessions.is_empty()).await;
-    board_where(&mut board, "the visit gone here too", |b| b.sessions.is_empty()).await;
+    board_where(&mut first_board, WAIT, "the visit gone", |b| b.sessions.is_empty()).await;
+    board_where(&mut board, WAIT, "the visit gone here too", |b| b.sessions.is_empty()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,9 +45,9 @@ async fn a_board_catches_up_on_what_it_missed_while_its_listener_was_cut_off() {
     let second = first.another_process(|s| s.board_refresh_secs = NEVER).await;
     let school = first.school("Cut Off School").await;
     let mut board = second.api_for(&school.leader).board_events().await.expect("open the stream on the second");
-    board_where(&mut board, "the first board", |_| true).await;
+    board_where(&mut board, WAIT, "the first board", |_| true).await;
     let session = start_visit(&first, &school.staff.api, "2 Warm Up Way").await;
-    board_where(&mut board, "the visit", |b| b.sessions.iter().any(|e| e.session_id == session)).await;
+    board_where(&mut board, WAIT, "the visit", |b| b.sessions.iter().any(|e| e.session_id == session)).await;
 
     // A change whose notification never reaches the second process: written straight into the
     // database, it sends none at all, which is what a notification sent while the listener was
@@ -74,14 +74,15 @@ async fn a_board_catches_up_on_what_it_missed_while_its_listener_was_cut_off() {
     .get(0);
     let _ = admin.close().await;
     assert_eq!(cut, 2, "each process has one listener");
-    board_where(&mut board, "the change made while unheard", |b| {
+    board_where(&mut board, WAIT, "the change made while unheard", |b| {
         b.sessions.iter().any(|e| e.session_id == session && e.worker_name == "Renamed While Unheard")
     })
     .await;
 
     // And it hears notifications again after reconnecting.
     let later = start_visit(&first, &school.other_staff.api, "4 Heard Again Lane").await;
-    board_where(&mut board, "a visit after the reconnect", |b| b.sessions.iter().any(|e| e.session_id == later)).await;
+    board_where(&mut board, WAIT, "a visit after the reconnect", |b| b.sessions.iter().any(|e| e.session_id == later))
+        .await;
 }
 
 /// Plan and start a five-minute visit of `worker` now, with no check-in interval.
@@ -91,18 +92,4 @@ async fn start_visit(app: &TestApp, worker: &ApiClient, address: &str) -> Uuid {
     visit.expected_duration_minutes = 5;
     visit.check_in_interval_minutes = None;
     app.start_visit(worker, visit).await
-}
-
-async fn board_where(events: &mut BoardEvents, what: &str, pred: impl Fn(&BoardView) -> bool) -> BoardView {
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.next().await.expect("the stream is readable") {
-                Some(board) if pred(&board) => return board,
-                Some(_) => continue,
-                None => panic!("the stream ended while waiting for {what}"),
-            }
-        }
-    })
-    .await;
-    found.unwrap_or_else(|_| panic!("no board with {what} within {WAIT:?}"))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration as StdDuration, Instant};
 use homeward_shared::api::{AlertKind, BoardView, ClientEventKind, LocationPing};
 use homeward_shared::client::{ApiClient, BoardEvents};
 use homeward_shared::session::{AlarmKind, SessionStatus};
-use homeward_tests::{Backend, TestApp, low_risk_visit, on_both_databases, spawn_app_shifted};
+use homeward_tests::{Backend, TestApp, board_where, low_risk_visit, on_both_databases, spawn_app_shifted};
 use uuid::Uuid;
 
 const WAIT: StdDuration = StdDuration::from_secs(10);
@@ -54,21 +54,6 @@ fn at_step(board: &BoardView, session: Uuid, step: u32) -> bool {
         .any(|e| e.session_id == session && e.last_position.as_ref().is_some_and(|p| p.latitude == latitude(step)))
 }
 
-/// Read boards from the stream until one satisfies `pred`.
-async fn board_where(events: &mut BoardEvents, what: &str, pred: impl Fn(&BoardView) -> bool) -> BoardView {
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.next().await.expect("the stream is readable") {
-                Some(board) if pred(&board) => return board,
-                Some(_) => continue,
-                None => panic!("the stream ended while waiting for {what}"),
-            }
-        }
-    })
-    .await;
-    found.unwrap_or_else(|_| panic!("no board with {what} within {WAIT:?}"))
-}
-
 /// Every board the stream sends within `QUIET`.
 async fn boards_within_quiet(events: &mut BoardEvents) -> Vec<BoardView> {
     let mut boards = Vec::new();
@@ -91,15 +76,15 @@ async fn two_streams_of_a_school_cost_one_build_per_change(backend: Backend) {
     let session = start_visit(&app, &school.staff.api, "1 Shared Street", None).await;
     let mut leader = school.leader.api.board_events().await.expect("the leader's stream");
     let mut dsl = school.dsl.api.board_events().await.expect("the DSL's stream");
-    board_where(&mut leader, "the leader's first board", |b| b.sessions.len() == 1).await;
-    board_where(&mut dsl, "the DSL's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut leader, WAIT, "the leader's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut dsl, WAIT, "the DSL's first board", |b| b.sessions.len() == 1).await;
     assert_eq!(app.state.boards.schools(), 1, "one shared board for the school");
     assert_eq!(builds(&app), 2, "each stream built its own first board");
 
     for step in 1..=3 {
         school.staff.api.send_pings(session, &[ping(&app, step)]).await.expect("a ping");
-        board_where(&mut leader, "the ping on the leader's board", |b| at_step(b, session, step)).await;
-        board_where(&mut dsl, "the ping on the DSL's board", |b| at_step(b, session, step)).await;
+        board_where(&mut leader, WAIT, "the ping on the leader's board", |b| at_step(b, session, step)).await;
+        board_where(&mut dsl, WAIT, "the ping on the DSL's board", |b| at_step(b, session, step)).await;
         tokio::time::sleep(QUIET).await;
         assert_eq!(builds(&app), 2 + u64::from(step), "ping {step}: one build for both streams");
     }
@@ -124,8 +109,8 @@ async fn duress_stays_hidden_from_the_leader_on_the_visit_on_the_shared_board(ba
     let plain = start_visit(&app, &school.other_staff.api, "1 Plain Road", None).await;
     let mut leader = school.leader.api.board_events().await.expect("the leader's stream");
     let mut dsl = school.dsl.api.board_events().await.expect("the DSL's stream");
-    board_where(&mut leader, "the leader's first board", |b| b.sessions.len() == 1).await;
-    board_where(&mut dsl, "the DSL's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut leader, WAIT, "the leader's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut dsl, WAIT, "the DSL's first board", |b| b.sessions.len() == 1).await;
 
     // The leader goes out alone, and as the staff member's companion; both visits end with the duress PIN.
     school.leader.api.set_pins("2468", "1357").await.expect("the leader's pins");
@@ -144,12 +129,15 @@ async fn duress_stays_hidden_from_the_leader_on_the_visit_on_the_shared_board(ba
                 && e.alerts.iter().any(|a| a.kind == AlertKind::Duress)
         })
     };
-    board_where(&mut dsl, "both duress alarms on the DSL's board", |b| in_duress(b, own) && in_duress(b, accompanied))
-        .await;
+    board_where(&mut dsl, WAIT, "both duress alarms on the DSL's board", |b| {
+        in_duress(b, own) && in_duress(b, accompanied)
+    })
+    .await;
     // A later change: by the board that shows it, the leader's stream has had every change before it.
     school.other_staff.api.send_pings(plain, &[ping(&app, 1)]).await.expect("a ping");
-    let seen_by_dsl = board_where(&mut dsl, "the ping on the DSL's board", |b| at_step(b, plain, 1)).await;
-    let seen_by_leader = board_where(&mut leader, "the ping on the leader's board", |b| at_step(b, plain, 1)).await;
+    let seen_by_dsl = board_where(&mut dsl, WAIT, "the ping on the DSL's board", |b| at_step(b, plain, 1)).await;
+    let seen_by_leader =
+        board_where(&mut leader, WAIT, "the ping on the leader's board", |b| at_step(b, plain, 1)).await;
 
     let ids = |b: &BoardView| b.sessions.iter().map(|e| e.session_id).collect::<Vec<_>>();
     let mut all = vec![own, accompanied, plain];
@@ -184,13 +172,13 @@ async fn another_schools_changes_build_nothing_here(backend: Backend) {
     let mut dsl = here.dsl.api.board_events().await.expect("our DSL's stream");
     let mut elsewhere = there.leader.api.board_events().await.expect("their leader's stream");
     for events in [&mut leader, &mut dsl, &mut elsewhere] {
-        board_where(events, "the first board", |b| b.sessions.len() == 1).await;
+        board_where(events, WAIT, "the first board", |b| b.sessions.len() == 1).await;
     }
     assert_eq!(app.state.boards.schools(), 2);
     let before = builds(&app);
 
     there.staff.api.send_pings(theirs, &[ping(&app, 1)]).await.expect("their ping");
-    board_where(&mut elsewhere, "their ping on their board", |b| at_step(b, theirs, 1)).await;
+    board_where(&mut elsewhere, WAIT, "their ping on their board", |b| at_step(b, theirs, 1)).await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(builds(&app), before + 1, "their change built their board only");
     for (who, events) in [("our leader", &mut leader), ("our DSL", &mut dsl)] {
@@ -199,8 +187,8 @@ async fn another_schools_changes_build_nothing_here(backend: Backend) {
     }
 
     here.staff.api.send_pings(ours, &[ping(&app, 2)]).await.expect("our ping");
-    board_where(&mut leader, "our ping on our board", |b| at_step(b, ours, 2)).await;
-    board_where(&mut dsl, "our ping on our board", |b| at_step(b, ours, 2)).await;
+    board_where(&mut leader, WAIT, "our ping on our board", |b| at_step(b, ours, 2)).await;
+    board_where(&mut dsl, WAIT, "our ping on our board", |b| at_step(b, ours, 2)).await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(builds(&app), before + 2, "our change built our board only");
     let sent = boards_within_quiet(&mut elsewhere).await;
@@ -214,8 +202,8 @@ async fn a_burst_of_pings_gives_a_few_builds_ending_on_the_last(backend: Backend
     let session = start_visit(&app, &school.staff.api, "1 Burst Avenue", None).await;
     let mut leader = school.leader.api.board_events().await.expect("the leader's stream");
     let mut dsl = school.dsl.api.board_events().await.expect("the DSL's stream");
-    board_where(&mut leader, "the leader's first board", |b| b.sessions.len() == 1).await;
-    board_where(&mut dsl, "the DSL's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut leader, WAIT, "the leader's first board", |b| b.sessions.len() == 1).await;
+    board_where(&mut dsl, WAIT, "the DSL's first board", |b| b.sessions.len() == 1).await;
     let before = builds(&app);
 
     let started = Instant::now();
@@ -224,7 +212,7 @@ async fn a_burst_of_pings_gives_a_few_builds_ending_on_the_last(backend: Backend
     }
     let burst = started.elapsed();
     for (who, events) in [("the leader", &mut leader), ("the DSL", &mut dsl)] {
-        board_where(events, "the last ping", |b| at_step(b, session, PINGS)).await;
+        board_where(events, WAIT, "the last ping", |b| at_step(b, session, PINGS)).await;
         let later = boards_within_quiet(events).await;
         assert!(later.iter().all(|b| at_step(b, session, PINGS)), "{who}'s last board is not the last ping: {later:?}");
     }

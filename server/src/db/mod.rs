@@ -282,7 +282,7 @@ impl Db {
 
 /// Every SQLite connection's settings: write-ahead log, an fsync at every commit, foreign keys, and a
 /// wait instead of an error when another connection holds the write lock.
-async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+pub async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     for pragma in [
         "pragma journal_mode = wal",
         "pragma synchronous = full",

@@ -39,7 +39,7 @@ use homeward_shared::{Coordinates, EscalationStep, Recipient, Role};
 use homeward_tests::bench::{Memory, ServerProcess, Stats, load_average, ms, run_cli, server_binary, stats};
 use homeward_tests::push_service::PushService;
 use homeward_tests::{Backend, PASSWORD, TestDatabase, low_risk_visit, now_ms};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 /// A visit cannot be shorter than this; the server accepts a start dated this long ago.
@@ -481,19 +481,7 @@ async fn raw_inserts(
         Backend::Sqlite => {
             sqlx::any::AnyPoolOptions::new()
                 .max_connections(writers as u32)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        for pragma in [
-                            "pragma journal_mode = wal",
-                            "pragma synchronous = full",
-                            "pragma foreign_keys = on",
-                            "pragma busy_timeout = 10000",
-                        ] {
-                            conn.execute(pragma).await?;
-                        }
-                        Ok(())
-                    })
-                })
+                .after_connect(|conn, _| Box::pin(homeward_server::db::sqlite_pragmas(conn)))
                 .connect(&db.url)
                 .await?
         }
