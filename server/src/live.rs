@@ -8,10 +8,12 @@
 //! listener is disconnected are lost, so after every (re)connect it publishes [`EVERY_SCHOOL`] and every
 //! board rebuilds from the database. Boards also refresh on a timer, a last resort.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 /// The PostgreSQL notification channel; the payload is the sending process's id, then the schools.
@@ -23,11 +25,17 @@ pub const EVERY_SCHOOL: Uuid = Uuid::nil();
 /// At most this many schools per notification, well inside PostgreSQL's 8000-byte payload limit.
 pub const SCHOOLS_PER_NOTIFICATION: usize = 100;
 
+/// How long new positions gather before other processes are told of them together.
+pub const POSITIONS_EVERY: Duration = Duration::from_millis(250);
+
 #[derive(Clone)]
 pub struct LiveChanges {
     sender: broadcast::Sender<Uuid>,
     /// This process, so its listener can skip what it sent itself (already published locally).
     instance: Uuid,
+    /// Schools with new positions, not yet told to other processes ([`tell_positions`]).
+    positions: Arc<Mutex<BTreeSet<Uuid>>>,
+    positions_waiting: Arc<Notify>,
 }
 
 impl Default for LiveChanges {
@@ -40,7 +48,15 @@ impl LiveChanges {
     pub fn new() -> Self {
         // A listener that falls this far behind is told it lagged and rebuilds its board at once.
         let (sender, _) = broadcast::channel(1024);
-        Self { sender, instance: Uuid::new_v4() }
+        Self { sender, instance: Uuid::new_v4(), positions: Arc::default(), positions_waiting: Arc::new(Notify::new()) }
+    }
+
+    /// A committed write brought new positions for `school`: other processes are told within
+    /// [`POSITIONS_EVERY`], together with the other schools' (this process's own boards are told at
+    /// once with [`LiveChanges::publish`]).
+    pub fn position_changed(&self, school: Uuid) {
+        self.positions.lock().expect("the positions to tell").insert(school);
+        self.positions_waiting.notify_one();
     }
 
     /// Tell every listener in this process that `school` changed. Nobody listening is fine.
@@ -80,6 +96,26 @@ impl LiveChanges {
                 Ok(school) => self.publish(school),
                 // Unreadable: rebuilding every board is always correct.
                 Err(_) => self.publish(EVERY_SCHOOL),
+            }
+        }
+    }
+}
+
+/// Tell other processes of new positions, a few times a second at most (PostgreSQL). A notification
+/// sent inside a transaction serialises the commits of every transaction that sends one (PostgreSQL
+/// holds a lock on its notification queue through the commit), which at phones' rates would make every
+/// ping's commit wait in line for the disk; a position is not worth that. So a ping's transaction sends
+/// none, and this sends one for all the positions that came in meanwhile. Sent after the commit: a
+/// process that dies in between leaves the others' boards a position behind until their refresh.
+pub async fn tell_positions(pool: sqlx::AnyPool, live: LiveChanges) {
+    loop {
+        live.positions_waiting.notified().await;
+        tokio::time::sleep(POSITIONS_EVERY).await;
+        let schools = std::mem::take(&mut *live.positions.lock().expect("the positions to tell"));
+        for payload in live.notifications(&schools) {
+            let sent = sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&pool).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not tell other processes of new positions");
             }
         }
     }

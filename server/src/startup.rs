@@ -83,6 +83,7 @@ impl Application {
         if db.backend == Backend::Postgres {
             // Other server processes' changes, for this process's live boards.
             tokio::spawn(crate::live::listen(settings.database_url()?, db.live.clone()));
+            tokio::spawn(crate::live::tell_positions(db.pool.clone(), db.live.clone()));
         }
         let state = web::Data::new(AppState {
             db,

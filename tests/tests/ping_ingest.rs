@@ -254,7 +254,104 @@ async fn on_sqlite_other_writes_go_before_queued_pings() {
     assert_eq!(stored_ping_ids(&app, session).await.len(), 12, "every ping is stored");
 }
 
+/// Groups written on SQLite's direct connection so far (0 on PostgreSQL, which has none).
+fn direct_commits(db: &homeward_server::db::Db) -> u64 {
+    db.direct.as_ref().map_or(0, |d| d.commits.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The pending lost-signal check's due time, in unix milliseconds.
+async fn signal_check_due(db: &homeward_server::db::Db, session: Uuid) -> Vec<i64> {
+    sqlx::query(
+        "select due_at from timers where session_id = $1 and kind = 'signal_check'          and fired_at is null and cancelled_at is null",
+    )
+    .bind(session.to_string())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<i64, _>(0))
+    .collect()
+}
+
+/// Six everyday ping requests queued together on SQLite are written as one group in one hand-off to the
+/// direct connection: each is answered with its own counts, every ping is stored once, and the visit's
+/// one lost-signal check stays within half a period of ten minutes after the newest ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_everyday_pings_queued_together_are_written_in_one_hand_off() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let school = app.school("Direct School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let db = app.state.db.clone();
+    let staff = signed_in_staff(&school);
+    let before = direct_commits(&db);
+    let slot = db.write_slot().await;
+    let mut calls = Vec::new();
+    let mut sent = HashSet::new();
+    let mut newest = app.now();
+    for k in 0..6 {
+        let mut batch = vec![ping(&app), ping(&app)];
+        batch[1].at = app.now() + chrono::Duration::seconds(k);
+        newest = newest.max(batch[1].at);
+        sent.extend(batch.iter().map(|p| p.id.to_string()));
+        let (db, staff, now) = (db.clone(), staff.clone(), app.now());
+        calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
+    }
+    wait_until_queued(&db, 6, "all six requests are queued together").await;
+    drop(slot);
+    for call in calls {
+        assert_eq!(call.await.unwrap().expect("stored"), (2, 0));
+    }
+    assert_eq!(direct_commits(&db), before + 1, "the six requests went in one direct transaction");
+    let in_db: HashSet<String> = stored_ping_ids(&app, session).await.into_iter().collect();
+    assert_eq!(in_db, sent);
+    // Moved only once it falls more than half a period behind the newest ping (`store::ping_group`).
+    let due = signal_check_due(&db, session).await;
+    let full = (newest + chrono::Duration::minutes(10)).timestamp_millis();
+    assert_eq!(due.len(), 1, "one lost-signal check stays armed");
+    assert!((full - 5 * 60_000..=full).contains(&due[0]), "due {} ms before the full period", full - due[0]);
+}
+
+/// A group in which one request calls for more than stored rows (a low battery, whose notice is raised
+/// in the same transaction) is written whole the full way: every request is stored, the notice is
+/// raised once, and the lost-signal check still follows the pings.
+async fn a_group_with_a_low_battery_among_it_is_written_in_full(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Battery School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let db = app.state.db.clone();
+    let staff = signed_in_staff(&school);
+    let before = direct_commits(&db);
+    let slot = db.write_slot().await;
+    let mut calls = Vec::new();
+    for k in 0..6 {
+        let mut batch = vec![ping(&app), ping(&app)];
+        if k == 3 {
+            batch[0].battery_percent = Some(9);
+        }
+        let (db, staff, now) = (db.clone(), staff.clone(), app.now());
+        calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
+    }
+    if backend == Backend::Sqlite {
+        wait_until_queued(&db, 6, "all six requests are queued together").await;
+    }
+    drop(slot);
+    for call in calls {
+        assert_eq!(call.await.unwrap().expect("stored"), (2, 0));
+    }
+    assert_eq!(direct_commits(&db), before, "nothing of this group went the direct way");
+    assert_eq!(stored_ping_ids(&app, session).await.len(), 12, "every ping is stored");
+    let low_battery: i64 = sqlx::query("select count(*) from alerts where session_id = $1 and kind = 'low_battery'")
+        .bind(session.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(low_battery, 1, "the low battery is told once");
+    assert_eq!(signal_check_due(&db, session).await.len(), 1, "one lost-signal check stays armed");
+}
+
 on_both_databases!(
+    a_group_with_a_low_battery_among_it_is_written_in_full,
     pings_sent_together_are_each_stored_once,
     a_failing_request_in_a_group_is_undone_alone,
     a_request_the_database_refuses_fails_alone_and_its_group_is_still_stored

@@ -6,7 +6,7 @@
 
 use std::time::Duration as StdDuration;
 
-use homeward_shared::api::ClientEventKind;
+use homeward_shared::api::{ClientEventKind, LocationPing};
 use homeward_shared::client::ApiClient;
 use homeward_shared::session::SessionStatus;
 use homeward_tests::{Backend, TestApp, board_where, low_risk_visit, postgres_admin_url, spawn_app_shifted};
@@ -37,6 +37,40 @@ async fn a_board_on_one_process_sees_visits_written_through_another() {
     second.api_for(&school.staff).send_events(session, &[first.event_now(ClientEventKind::End)]).await.expect("end");
     board_where(&mut first_board, WAIT, "the visit gone", |b| b.sessions.is_empty()).await;
     board_where(&mut board, WAIT, "the visit gone here too", |b| b.sessions.is_empty()).await;
+}
+
+/// A ping's transaction sends no notification of its own (that would make every ping's commit wait in
+/// line for the disk); other processes hear of new positions together, a moment after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_sent_through_one_process_reaches_a_board_on_another() {
+    let first = spawn_app_shifted(Backend::Postgres, |s| s.board_refresh_secs = NEVER).await;
+    let second = first.another_process(|s| s.board_refresh_secs = NEVER).await;
+    let school = first.school("Position School").await;
+    let session = start_visit(&first, &school.staff.api, "3 Position Road").await;
+    let mut board = second.api_for(&school.leader).board_events().await.expect("open the stream on the second");
+    board_where(&mut board, WAIT, "the visit, no position yet", |b| {
+        b.sessions.iter().any(|e| e.session_id == session && e.battery_percent.is_none())
+    })
+    .await;
+    // Whatever the start's own notification brings has come by now: only the ping's can bring the next.
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    let ping = LocationPing {
+        id: Uuid::new_v4(),
+        at: first.now(),
+        // At the visit (a ping outside its geofence would raise a notice, which is told at once).
+        latitude: 51.5,
+        longitude: -0.12,
+        accuracy_m: 8.0,
+        battery_percent: Some(63),
+    };
+    school.staff.api.send_pings(session, &[ping]).await.expect("the ping, through the first");
+    let seen = board_where(&mut board, WAIT, "the position on the second's board", |b| {
+        b.sessions.iter().any(|e| e.session_id == session && e.battery_percent == Some(63))
+    })
+    .await;
+    let entry = seen.sessions.iter().find(|e| e.session_id == session).expect("the visit");
+    let position = entry.last_position.as_ref().expect("a last position");
+    assert_eq!((position.latitude, position.longitude), (51.5, -0.12));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,7 +153,23 @@ async fn a_visit_not_started_reminds_its_worker(backend: Backend) {
     assert_eq!(all.iter().filter(|a| a.kind == AlertKind::MissedStart && a.session_id == s.session).count(), 0);
 }
 
+/// The lost-signal check armed at the start comes due while the phone reported since: it looks again a
+/// full period after the newest ping, and the line manager is told only then, once.
+async fn a_check_due_after_a_recent_ping_waits_a_full_period_from_it(backend: Backend) {
+    let s = scene(backend, 4, 120).await;
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    let sent = std::time::Instant::now();
+    s.school.staff.api.send_pings(s.session, &[s.ping(51.5, -0.12, Some(80))]).await.unwrap();
+    let told = s.notices(&s.manager, "signal_lost", 1).await;
+    let waited = sent.elapsed();
+    assert!(waited >= StdDuration::from_millis(3900), "told {waited:?} after the last ping; the period is 4 s");
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    assert_eq!(s.notices(&s.manager, "signal_lost", 1).await.len(), 1, "once per session");
+    assert_eq!(told.len(), 1);
+}
+
 on_both_databases!(
+    a_check_due_after_a_recent_ping_waits_a_full_period_from_it,
     low_battery_fires_once,
     leaving_the_geofence_prompts_the_worker_then_tells_the_line_manager,
     the_line_manager_is_not_told_if_the_worker_ends_after_the_prompt,

@@ -2,6 +2,7 @@
 //! written once. Times are stored as unix milliseconds and ids as UUID text on both.
 
 pub mod batch;
+pub mod direct;
 mod migrations;
 
 use std::collections::BTreeSet;
@@ -42,6 +43,8 @@ pub struct Db {
     pub live: crate::live::LiveChanges,
     /// Location pings waiting to be written together (SQLite's group commit, `store::pings`).
     pub ping_queue: crate::store::pings::PingQueue,
+    /// SQLite: a connection of its own for the group commit of pings (`store::ping_group`).
+    pub direct: Option<Arc<direct::Direct>>,
 }
 
 /// SQLite's single writer's turn, and how many writes other than pings are waiting for it.
@@ -85,6 +88,8 @@ pub struct WriteTx {
     live: crate::live::LiveChanges,
     /// Schools whose live boards must look again once this commits.
     touched: BTreeSet<uuid::Uuid>,
+    /// Schools with new positions only: other processes hear of them a moment after the commit.
+    positions: BTreeSet<uuid::Uuid>,
     /// Audit entries to chain in at commit (see [`crate::store::audit::append`]).
     pub(crate) audit: Vec<crate::store::audit::Pending>,
     _gate: Option<OwnedMutexGuard<()>>,
@@ -120,6 +125,13 @@ impl WriteTx {
         self.touched.insert(school);
     }
 
+    /// Mark `school` as having new positions (pings): its boards in this process refresh after the
+    /// commit, as with [`WriteTx::touch`], but other processes hear of it a moment later, with others'
+    /// ([`crate::live::tell_positions`]), not from inside this transaction.
+    pub fn touch_position(&mut self, school: uuid::Uuid) {
+        self.positions.insert(school);
+    }
+
     /// Undo everything written, keeping SQLite's writer's turn for another attempt.
     pub async fn roll_back_keeping_turn(self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error> {
         let WriteTx { tx, _gate, .. } = self;
@@ -144,8 +156,13 @@ impl WriteTx {
             }
         }
         self.tx.commit().await?;
-        for school in &self.touched {
+        for school in self.touched.union(&self.positions) {
             self.live.publish(*school);
+        }
+        if self.backend == Backend::Postgres {
+            for school in self.positions.difference(&self.touched) {
+                self.live.position_changed(*school);
+            }
         }
         if self.wrote_timers {
             self.timers_changed.notify_waiters();
@@ -215,6 +232,7 @@ impl Db {
             channels: crate::notify::Configured::default(),
             live: crate::live::LiveChanges::new(),
             ping_queue: Default::default(),
+            direct: (backend == Backend::Sqlite).then(|| direct::Direct::for_url(url)).flatten(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
@@ -270,6 +288,7 @@ impl Db {
             deliveries_changed: self.deliveries_changed.clone(),
             live: self.live.clone(),
             touched: BTreeSet::new(),
+            positions: BTreeSet::new(),
             audit: Vec::new(),
             _gate: gate,
         })

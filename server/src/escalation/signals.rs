@@ -58,15 +58,47 @@ pub fn signal_check_due(
     settings: SignalSettings,
     now: Timestamp,
 ) -> Option<Timestamp> {
-    let latest = pings.iter().max_by_key(|p| p.at)?;
     if !session.status.is_live() || session.ended_at.is_some() {
         return None;
     }
+    next_signal_check(pings, settings, now)
+}
+
+/// When a live session's lost-signal check is due once these pings are in (`None` for no pings).
+pub fn next_signal_check(pings: &[LocationPing], settings: SignalSettings, now: Timestamp) -> Option<Timestamp> {
+    let latest = pings.iter().max_by_key(|p| p.at)?;
     Some(latest.at.max(now - settings.signal_lost_after) + settings.signal_lost_after)
 }
 
 /// What the pings themselves say: a low battery, or the worker outside the visit's geofence. Reads and
 /// writes nothing unless one of them is so.
+/// What a batch of pings says, before anything is read or written.
+pub struct PingNotices {
+    /// The newest fix.
+    pub position: Coordinates,
+    /// A battery level below [`LOW_BATTERY_PERCENT`] among the pings.
+    pub low_battery: Option<i64>,
+    /// The newest fix is clearly outside the visit's geofence.
+    pub left_geofence: bool,
+}
+
+impl PingNotices {
+    pub fn any(&self) -> bool {
+        self.low_battery.is_some() || self.left_geofence
+    }
+}
+
+/// What these pings say about the phone and where it is (`None` for no pings).
+pub fn ping_notices(visit: Option<Coordinates>, geofence_radius_m: i64, pings: &[LocationPing]) -> Option<PingNotices> {
+    let latest = pings.iter().max_by_key(|p| p.at)?;
+    let position = Coordinates { latitude: latest.latitude, longitude: latest.longitude };
+    let low_battery = pings.iter().filter_map(|p| p.battery_percent).find(|b| *b < LOW_BATTERY_PERCENT);
+    // The fix's accuracy is given the benefit of the doubt: only a clear exit counts.
+    let left_geofence =
+        visit.is_some_and(|visit| visit.distance_m(&position) > geofence_radius_m as f64 + latest.accuracy_m.max(0.0));
+    Some(PingNotices { position, low_battery, left_geofence })
+}
+
 pub async fn on_ping_positions(
     tx: &mut WriteTx,
     session: &SessionRow,
@@ -74,13 +106,13 @@ pub async fn on_ping_positions(
     settings: SignalSettings,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let Some(latest) = pings.iter().max_by_key(|p| p.at) else { return Ok(()) };
-    let position = Coordinates { latitude: latest.latitude, longitude: latest.longitude };
+    let Some(notices) = ping_notices(session.location, session.geofence_radius_m, pings) else { return Ok(()) };
+    let position = notices.position;
     if !session.status.is_live() || session.ended_at.is_some() {
         return Ok(());
     }
 
-    if let Some(low) = pings.iter().filter_map(|p| p.battery_percent).find(|b| *b < LOW_BATTERY_PERCENT) {
+    if let Some(low) = notices.low_battery {
         let text = format!("{}'s phone battery is at {low}%. Charge it or end the visit soon.", session.worker_name);
         alerts::raise_notice(
             tx,
@@ -94,36 +126,25 @@ pub async fn on_ping_positions(
         .await?;
     }
 
-    if let Some(visit) = session.location {
-        let distance = visit.distance_m(&position);
-        // The fix's accuracy is given the benefit of the doubt: only a clear exit counts.
-        if distance > session.geofence_radius_m as f64 + latest.accuracy_m.max(0.0) {
-            let text = "You seem to have left the visit address. If you have left, end the visit now so the school knows you are safe.";
-            if let Some(alert) = alerts::raise_notice(
+    if notices.left_geofence {
+        let text = "You seem to have left the visit address. If you have left, end the visit now so the school knows you are safe.";
+        if let Some(alert) =
+            alerts::raise_notice(tx, session, AlertKind::LeftGeofence, &[Recipient::Worker], text, Some(position), now)
+                .await?
+        {
+            timers::insert(
                 tx,
-                session,
-                AlertKind::LeftGeofence,
-                &[Recipient::Worker],
-                text,
-                Some(position),
+                NewTimer {
+                    school_id: session.school_id,
+                    kind: TimerKind::GeofenceFollowUp,
+                    session_id: Some(session.id),
+                    alert_id: Some(alert.id),
+                    step_index: None,
+                    due_at: now + settings.geofence_follow_up_after,
+                },
                 now,
             )
-            .await?
-            {
-                timers::insert(
-                    tx,
-                    NewTimer {
-                        school_id: session.school_id,
-                        kind: TimerKind::GeofenceFollowUp,
-                        session_id: Some(session.id),
-                        alert_id: Some(alert.id),
-                        step_index: None,
-                        due_at: now + settings.geofence_follow_up_after,
-                    },
-                    now,
-                )
-                .await?;
-            }
+            .await?;
         }
     }
     Ok(())
@@ -183,8 +204,8 @@ pub async fn arm_missed_start(tx: &mut WriteTx, session: &SessionRow, now: Times
     .await
 }
 
-/// No ping since the check was armed and the visit is still live: tell the line manager where the
-/// phone was last seen.
+/// No ping for a full period and the visit is still live: tell the line manager where the phone was
+/// last seen. A ping within the period arms the check again instead.
 pub async fn fire_signal_check(tx: &mut WriteTx, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
     if !session.status.is_live() || session.ended_at.is_some() {
         return Ok(());
@@ -195,6 +216,14 @@ pub async fn fire_signal_check(tx: &mut WriteTx, session: &SessionRow, now: Time
     .bind(session.id.to_string())
     .fetch_optional(tx.conn())
     .await?;
+    // Pings move the check only when it has fallen well behind them (see `store::ping_group`), so it
+    // can come due while the phone still reports: then it looks again a full period after the newest.
+    if let Some((at, ..)) = last {
+        let again = crate::clock::from_millis(at) + tx.signals.signal_lost_after;
+        if again > now {
+            return replace_signal_check(tx, session, again, now).await;
+        }
+    }
     let position = last.map(|(_, latitude, longitude)| Coordinates { latitude, longitude });
     let seen = match last {
         Some((at, ..)) => format!("last located at {}", crate::clock::from_millis(at).format("%H:%M")),

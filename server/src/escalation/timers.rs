@@ -31,7 +31,7 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TimerKind::SessionDeadline => "session_deadline",
             TimerKind::EscalationStep => "escalation_step",

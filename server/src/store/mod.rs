@@ -6,6 +6,7 @@ pub mod board;
 pub mod export;
 pub mod figures;
 pub mod messages;
+pub mod ping_group;
 pub mod pings;
 pub mod plans;
 pub mod reviews;

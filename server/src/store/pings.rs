@@ -25,6 +25,7 @@ use crate::db::{Backend, Db, WriteTx, batch};
 use crate::error::ApiError;
 use crate::escalation::signals;
 use crate::escalation::timers::{self, TimerKind};
+use crate::store::ping_group::{self, Written};
 use crate::store::sessions::{self, SessionRow};
 
 /// The most requests written in one transaction; the rest wait for the next.
@@ -131,8 +132,34 @@ async fn write(
 /// A request's answer: (stored, duplicates), or why it was refused.
 type Answer = Result<(usize, usize), ApiError>;
 
-/// Write a group of requests in one transaction and answer each after the commit.
+/// Write a group of requests in one transaction and answer each after the commit: in one hand-off on
+/// the direct connection when the group needs nothing more than its rows and moved lost-signal checks
+/// ([`ping_group`]), through sqlx otherwise.
 async fn write_group(db: Db, slot: Option<OwnedMutexGuard<()>>, group: Vec<Queued>) {
+    if let Some(direct) = &db.direct {
+        let requests = group
+            .iter()
+            .map(|q| ping_group::Request {
+                user: q.user.clone(),
+                session_id: q.session_id,
+                pings: q.pings.clone(),
+                now: q.now,
+            })
+            .collect();
+        match ping_group::write(direct, requests, db.signals).await {
+            Ok(Written::Committed { answers, touched }) => {
+                for school in touched {
+                    db.live.publish(school);
+                }
+                for (q, answer) in group.into_iter().zip(answers) {
+                    let _ = q.reply.send(answer.ok_or(ApiError::NotFound("session")));
+                }
+                return;
+            }
+            Ok(Written::NeedsMore) => {}
+            Err(e) => tracing::warn!(error = %e, "a group of location pings is written through sqlx instead"),
+        }
+    }
     let mut tx = match db.begin_in(slot).await {
         Ok(tx) => tx,
         Err(e) => return fail_all(group.into_iter().map(|q| q.reply), &e.into()),
@@ -183,14 +210,17 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer
         stored[carrier[&ping_id]] += 1;
     }
 
-    // Every session that stored pings re-arms its lost-signal check (from its last request here).
+    // Every session that stored pings re-arms its lost-signal check (from its newest ping here).
     let settings = tx.signals;
     let mut due: BTreeMap<Uuid, (Timestamp, &SessionRow, Timestamp)> = BTreeMap::new();
     for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
         if let Some(session) = target.filter(|_| stored[i] > 0) {
-            tx.touch(session.school_id);
+            tx.touch_position(session.school_id);
             if let Some(at) = signals::signal_check_due(session, &q.pings, settings, q.now) {
-                due.insert(session.id, (at, session, q.now));
+                let later = due.get(&session.id).is_none_or(|(earlier, _, _)| at > *earlier);
+                if later {
+                    due.insert(session.id, (at, session, q.now));
+                }
             }
         }
     }
@@ -324,7 +354,7 @@ pub async fn insert(
 ) -> Result<(usize, usize), ApiError> {
     let mut stored = 0;
     // The board shows the last position and battery.
-    tx.touch(session.school_id);
+    tx.touch_position(session.school_id);
     for ping in pings {
         let result = sqlx::query(
             "insert into location_pings (ping_id, session_id, school_id, user_id, at, latitude, longitude, accuracy_m, battery_percent, received_at) \

@@ -91,8 +91,7 @@ impl SessionRow {
     /// Whether `user` may see this session at all: its worker and companion, and the school's leaders,
     /// DSL and admins. Anyone else gets a 404, as if it did not exist.
     pub fn visible_to(&self, user: &AuthUser) -> bool {
-        user.school_id == self.school_id
-            && (self.worker_id == user.user_id || self.companion_id == Some(user.user_id) || user.oversees_school())
+        may_see(user, self.school_id, self.worker_id, self.companion_id)
     }
 
     /// The person on the visit: its worker or companion.
@@ -165,7 +164,14 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, Ap
     serde_json::from_str(raw).map_err(|e| ApiError::Unexpected(anyhow::anyhow!("stored {what} is unreadable: {e}")))
 }
 
-fn enum_from<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, ApiError> {
+/// Whether `user` may see a session of this school with this worker and companion: the people on the
+/// visit, and those who oversee the school.
+pub fn may_see(user: &AuthUser, school_id: Uuid, worker_id: Uuid, companion_id: Option<Uuid>) -> bool {
+    user.school_id == school_id
+        && (worker_id == user.user_id || companion_id == Some(user.user_id) || user.oversees_school())
+}
+
+pub(crate) fn enum_from<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, ApiError> {
     decode(what, &serde_json::Value::String(raw.to_string()).to_string())
 }
 

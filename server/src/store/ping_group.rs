@@ -1,0 +1,202 @@
+//! SQLite's group commit of location pings in one hand-off: a group of queued ping requests read,
+//! checked and written whole on the direct connection ([`crate::db::direct`]), instead of a dozen
+//! statements each crossing to sqlx's connection thread and back.
+//!
+//! It writes only what the everyday ping needs: the rows, and, when it has fallen well behind, each
+//! session's pending lost-signal check moved later. A group in which any request calls for more (a low battery or a geofence exit to raise
+//! a notice for, a lost-signal check to arm afresh) is left whole to the sqlx path in
+//! [`super::pings`], which does all of that, and so is a group this fails to write: nothing is kept of
+//! it here, so the sqlx path starts from what was there before.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use homeward_shared::Coordinates;
+use homeward_shared::api::LocationPing;
+use homeward_shared::session::SessionStatus;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
+
+use crate::Timestamp;
+use crate::auth::AuthUser;
+use crate::clock::to_millis;
+use crate::db::direct::Direct;
+use crate::escalation::signals::{self, SignalSettings};
+use crate::escalation::timers::TimerKind;
+use crate::store::sessions;
+
+/// One request of the group, as the direct write needs it.
+pub struct Request {
+    pub user: AuthUser,
+    pub session_id: Uuid,
+    pub pings: Vec<LocationPing>,
+    pub now: Timestamp,
+}
+
+/// What became of a group.
+pub enum Written {
+    /// Committed: each request's (stored, duplicates), or `None` for a session it may not ping (not
+    /// found, or not the user's); and the schools whose boards must look again.
+    Committed { answers: Vec<Option<(usize, usize)>>, touched: BTreeSet<Uuid> },
+    /// Nothing written: the group needs the sqlx path.
+    NeedsMore,
+}
+
+/// What the group write reads of a session.
+struct Target {
+    school_id: Uuid,
+    worker_id: Uuid,
+    companion_id: Option<Uuid>,
+    /// Under way (and not ended): pings re-arm its lost-signal check and may raise notices.
+    live: bool,
+    location: Option<Coordinates>,
+    geofence_radius_m: i64,
+}
+
+/// Write the group in one transaction on the direct connection (the caller holds the writer's turn).
+pub async fn write(direct: &Arc<Direct>, group: Vec<Request>, settings: SignalSettings) -> anyhow::Result<Written> {
+    let written = direct.run(move |conn| write_on(conn, &group, settings)).await?;
+    if let Written::Committed { .. } = written {
+        direct.commits.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(written)
+}
+
+fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: SignalSettings) -> anyhow::Result<Written> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+    // Read again under the writer's turn: a session may have ended since its request was checked.
+    let mut found: HashMap<Uuid, Option<Target>> = HashMap::new();
+    {
+        let mut read = tx.prepare_cached(
+            "select school_id, worker_id, companion_id, status, ended_at, latitude, longitude, geofence_radius_m \
+             from sessions where session_id = ?1",
+        )?;
+        for q in group {
+            if let Entry::Vacant(slot) = found.entry(q.session_id) {
+                let row = read
+                    .query_row(params![q.session_id.to_string()], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, Option<String>>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, Option<i64>>(4)?,
+                            row.get::<_, Option<f64>>(5)?.zip(row.get::<_, Option<f64>>(6)?),
+                            row.get::<_, i64>(7)?,
+                        ))
+                    })
+                    .optional()?;
+                let target = match row {
+                    Some((school, worker, companion, status, ended_at, location, geofence_radius_m)) => {
+                        let status: SessionStatus = sessions::enum_from("status", &status)?;
+                        Some(Target {
+                            school_id: Uuid::parse_str(&school)?,
+                            worker_id: Uuid::parse_str(&worker)?,
+                            companion_id: companion.as_deref().map(Uuid::parse_str).transpose()?,
+                            live: status.is_live() && ended_at.is_none(),
+                            location: location.map(|(latitude, longitude)| Coordinates { latitude, longitude }),
+                            geofence_radius_m,
+                        })
+                    }
+                    None => None,
+                };
+                slot.insert(target);
+            }
+        }
+    }
+    let targets: Vec<Option<&Target>> = group
+        .iter()
+        .map(|q| {
+            found[&q.session_id]
+                .as_ref()
+                .filter(|t| sessions::may_see(&q.user, t.school_id, t.worker_id, t.companion_id))
+        })
+        .collect();
+
+    // Each ping once: the first request in the group to carry an id stores it; a later copy, like a
+    // ping already stored, is a duplicate.
+    let mut carried: BTreeSet<Uuid> = BTreeSet::new();
+    let mut stored = vec![0usize; group.len()];
+    {
+        let mut insert = tx.prepare_cached(
+            "insert into location_pings (ping_id, session_id, school_id, user_id, at, latitude, longitude, accuracy_m, \
+             battery_percent, received_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) on conflict (ping_id) do nothing",
+        )?;
+        for ((q, target), stored) in group.iter().zip(&targets).zip(&mut stored) {
+            let Some(target) = target else { continue };
+            for ping in q.pings.iter().filter(|p| carried.insert(p.id)) {
+                *stored += insert.execute(params![
+                    ping.id.to_string(),
+                    q.session_id.to_string(),
+                    target.school_id.to_string(),
+                    q.user.user_id.to_string(),
+                    to_millis(ping.at),
+                    ping.latitude,
+                    ping.longitude,
+                    ping.accuracy_m,
+                    ping.battery_percent,
+                    to_millis(q.now),
+                ])?;
+            }
+        }
+    }
+
+    // Every live session that stored pings moves its lost-signal check on (from its newest ping here).
+    let mut touched = BTreeSet::new();
+    let mut due: BTreeMap<Uuid, Timestamp> = BTreeMap::new();
+    for ((q, target), stored) in group.iter().zip(&targets).zip(&stored) {
+        let Some(target) = target.filter(|_| *stored > 0) else { continue };
+        touched.insert(target.school_id);
+        if !target.live {
+            continue;
+        }
+        let says = signals::ping_notices(target.location, target.geofence_radius_m, &q.pings);
+        if says.is_some_and(|says| says.any()) {
+            return Ok(Written::NeedsMore);
+        }
+        if let Some(at) = signals::next_signal_check(&q.pings, settings, q.now) {
+            let due = due.entry(q.session_id).or_insert(at);
+            *due = at.max(*due);
+        }
+    }
+    {
+        // The check is moved only once it is due more than half a period before the newest ping would
+        // have it: a check that comes due while the phone still reports arms itself again
+        // (`signals::fire_signal_check`), so a phone reporting every few seconds moves its row a few
+        // times an hour instead of with every report.
+        let slack = settings.signal_lost_after / 2;
+        let mut pending = tx.prepare_cached(
+            "select min(due_at), count(*) from timers where session_id = ?1 and kind = ?2 and fired_at is null \
+             and cancelled_at is null",
+        )?;
+        let mut postpone = tx.prepare_cached(
+            "update timers set due_at = ?1 where session_id = ?2 and kind = ?3 and fired_at is null \
+             and cancelled_at is null and due_at <= ?1",
+        )?;
+        let kind = TimerKind::SignalCheck.as_str();
+        for (session_id, at) in &due {
+            let (earliest, count): (Option<i64>, i64) =
+                pending.query_row(params![session_id.to_string(), kind], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let Some(earliest) = earliest.filter(|_| count > 0) else {
+                // No pending check (it fired, or was never armed): arming one is the sqlx path's.
+                return Ok(Written::NeedsMore);
+            };
+            if earliest >= to_millis(*at - slack) {
+                continue;
+            }
+            postpone.execute(params![to_millis(*at), session_id.to_string(), kind])?;
+        }
+    }
+    tx.commit()?;
+
+    let answers = targets
+        .iter()
+        .zip(group)
+        .zip(stored)
+        .map(|((target, q), stored)| target.map(|_| (stored, q.pings.len() - stored)))
+        .collect();
+    Ok(Written::Committed { answers, touched })
+}
