@@ -114,6 +114,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
                 .configure(routes::configure)
         })
+        .keep_alive(Duration::from_secs(homeward_shared::api::SERVER_KEEP_ALIVE_SECS))
         .disable_signals()
         .listen(listener)?
         .run();

@@ -749,6 +749,11 @@ pub struct SendMessageRequest {
     pub text: String,
 }
 
+/// How long the server keeps a client's idle connection open. Phones report every few seconds to a
+/// minute, so one connection carries a visit's reports; clients let theirs go sooner (the `client`
+/// module), since a request sent just as the server closes the connection fails.
+pub const SERVER_KEEP_ALIVE_SECS: u64 = 75;
+
 /// The answers offered to the worker in one tap.
 pub const QUICK_REPLIES: [&str; 3] = ["I'm OK", "Call me", "I need help now"];
 

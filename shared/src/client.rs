@@ -37,6 +37,25 @@ impl ClientError {
 
 pub type ClientResult<T> = Result<T, ClientError>;
 
+/// How long an idle connection is kept for the next request: well inside the server's
+/// [`crate::api::SERVER_KEEP_ALIVE_SECS`], so a request is never written into a connection the server is
+/// closing at that moment (which fails at the connection, with nothing to say whether it arrived).
+pub const IDLE_CONNECTION_SECS: u64 = crate::api::SERVER_KEEP_ALIVE_SECS / 2;
+const _: () = assert!(IDLE_CONNECTION_SECS < crate::api::SERVER_KEEP_ALIVE_SECS);
+
+fn http_client() -> reqwest::Client {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(IDLE_CONNECTION_SECS))
+            .build()
+            .unwrap_or_default()
+    }
+    // The browser keeps the connections.
+    #[cfg(target_arch = "wasm32")]
+    reqwest::Client::new()
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
@@ -47,7 +66,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// `base` is the server's root, e.g. `http://127.0.0.1:8080`.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into().trim_end_matches('/').to_string(), http: reqwest::Client::new(), token: None }
+        Self { base: base.into().trim_end_matches('/').to_string(), http: http_client(), token: None }
     }
 
     pub fn with_token(&self, token: impl Into<String>) -> Self {
