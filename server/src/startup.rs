@@ -84,6 +84,7 @@ impl Application {
             // Other server processes' changes, for this process's live boards.
             tokio::spawn(crate::live::listen(settings.database_url()?, db.live.clone()));
             tokio::spawn(crate::live::tell_positions(db.pool.clone(), db.live.clone()));
+            tokio::spawn(crate::db::planner_statistics::keep_fresh(db.pool.clone()));
         }
         let state = web::Data::new(AppState {
             db,

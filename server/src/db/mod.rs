@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod direct;
 mod migrations;
+pub mod planner_statistics;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
