@@ -168,7 +168,43 @@ async fn a_check_due_after_a_recent_ping_waits_a_full_period_from_it(backend: Ba
     assert_eq!(told.len(), 1);
 }
 
+/// A phone reports every few seconds: its lost-signal check is moved only once it has fallen more than
+/// half a period behind the newest ping, not rewritten with every report; never more than one pending.
+async fn the_lost_signal_check_moves_only_once_well_behind_the_pings(backend: Backend) {
+    let s = scene(backend, 600, 120).await;
+    let pending = || async {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "select due_at from timers where session_id = $1 and kind = 'signal_check' and fired_at is null \
+             and cancelled_at is null",
+        )
+        .bind(s.session.to_string())
+        .fetch_all(&s.app.state.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1, "one pending lost-signal check: {rows:?}");
+        rows[0].0
+    };
+    let armed = pending().await;
+
+    s.school.staff.api.send_pings(s.session, &[s.ping(51.5, -0.12, Some(80))]).await.unwrap();
+    assert_eq!(pending().await, armed, "a ping just after the start leaves the check armed at the start");
+    s.app.advance(Duration::seconds(200));
+    s.school.staff.api.send_pings(s.session, &[s.ping(51.5, -0.12, Some(80))]).await.unwrap();
+    assert_eq!(pending().await, armed, "200 s behind a 600 s period: left where it is");
+
+    s.app.advance(Duration::seconds(200));
+    let ping = s.ping(51.5, -0.12, Some(80));
+    s.school.staff.api.send_pings(s.session, std::slice::from_ref(&ping)).await.unwrap();
+    assert_eq!(
+        pending().await,
+        ping.at.timestamp_millis() + 600_000,
+        "400 s behind: moved a full period past the ping"
+    );
+    assert_eq!(s.alerts_of(AlertKind::SignalLost).await, 0);
+}
+
 on_both_databases!(
+    the_lost_signal_check_moves_only_once_well_behind_the_pings,
     a_check_due_after_a_recent_ping_waits_a_full_period_from_it,
     low_battery_fires_once,
     leaving_the_geofence_prompts_the_worker_then_tells_the_line_manager,

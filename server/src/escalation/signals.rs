@@ -6,6 +6,7 @@ use homeward_shared::api::{AlertKind, LocationPing};
 use homeward_shared::{Coordinates, Recipient};
 
 use crate::Timestamp;
+use crate::clock::to_millis;
 use crate::db::WriteTx;
 use crate::error::ApiError;
 use crate::escalation::alerts;
@@ -45,9 +46,42 @@ pub async fn on_pings(
     now: Timestamp,
 ) -> Result<(), ApiError> {
     if let Some(due_at) = signal_check_due(session, pings, settings, now) {
-        arm_signal_check(tx, session, due_at, now).await?;
+        keep_signal_check_behind(tx, session, due_at, settings, now).await?;
     }
     on_ping_positions(tx, session, pings, settings, now).await
+}
+
+/// Whether a pending lost-signal check due at `earliest` (unix ms) has fallen far enough behind a
+/// ping that would have it at `due_at` to be moved. Only by more than half a period: a check that
+/// comes due while the phone still reports arms itself again ([`fire_signal_check`]), so a phone
+/// reporting every few seconds moves its timer row a few times an hour rather than with every report
+/// (each move is a row written and, on PostgreSQL, an entry in each of the timer's indexes).
+pub fn signal_check_is_behind(earliest: i64, due_at: Timestamp, settings: SignalSettings) -> bool {
+    earliest < to_millis(due_at - settings.signal_lost_after / 2)
+}
+
+/// After a ping: move the session's pending lost-signal check on to `due_at` once it has fallen
+/// behind ([`signal_check_is_behind`]), or arm one if there is none.
+async fn keep_signal_check_behind(
+    tx: &mut WriteTx,
+    session: &SessionRow,
+    due_at: Timestamp,
+    settings: SignalSettings,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let (earliest,): (Option<i64>,) = sqlx::query_as(
+        "select min(due_at) from timers where session_id = $1 and kind = $2 and fired_at is null \
+         and cancelled_at is null",
+    )
+    .bind(session.id.to_string())
+    .bind(TimerKind::SignalCheck.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    match earliest {
+        Some(earliest) if !signal_check_is_behind(earliest, due_at, settings) => Ok(()),
+        Some(_) => arm_signal_check(tx, session, due_at, now).await,
+        None => replace_signal_check(tx, session, due_at, now).await,
+    }
 }
 
 /// When the lost-signal check is due once these pings are in: every report re-arms it from the newest

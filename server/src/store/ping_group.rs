@@ -163,11 +163,7 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
         }
     }
     {
-        // The check is moved only once it is due more than half a period before the newest ping would
-        // have it: a check that comes due while the phone still reports arms itself again
-        // (`signals::fire_signal_check`), so a phone reporting every few seconds moves its row a few
-        // times an hour instead of with every report.
-        let slack = settings.signal_lost_after / 2;
+        // The check is moved only once it has fallen well behind (`signals::signal_check_is_behind`).
         let mut pending = tx.prepare_cached(
             "select min(due_at), count(*) from timers where session_id = ?1 and kind = ?2 and fired_at is null \
              and cancelled_at is null",
@@ -184,7 +180,7 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
                 // No pending check (it fired, or was never armed): arming one is the sqlx path's.
                 return Ok(Written::NeedsMore);
             };
-            if earliest >= to_millis(*at - slack) {
+            if !signals::signal_check_is_behind(earliest, *at, settings) {
                 continue;
             }
             postpone.execute(params![to_millis(*at), session_id.to_string(), kind])?;

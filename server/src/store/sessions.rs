@@ -325,15 +325,18 @@ pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     }
 }
 
-/// Lock the session row for the rest of the transaction (PostgreSQL) and read it.
+/// Lock the session row for the rest of the transaction (PostgreSQL) and read it, in one statement.
 pub async fn lock(tx: &mut WriteTx, user: &AuthUser, id: Uuid) -> Result<SessionRow, ApiError> {
-    if tx.backend == crate::db::Backend::Postgres {
-        sqlx::query("select session_id from sessions where session_id = $1 for update")
-            .bind(id.to_string())
-            .execute(tx.conn())
-            .await?;
+    // Only the session's row: the worker's stays free for their other visits.
+    let lock = if tx.backend == crate::db::Backend::Postgres { " for update of s" } else { "" };
+    let row = sqlx::query(&format!("{SELECT} where s.session_id = $1{lock}"))
+        .bind(id.to_string())
+        .fetch_optional(tx.conn())
+        .await?;
+    match row.as_ref().map(from_row).transpose()? {
+        Some(s) if s.visible_to(user) => Ok(s),
+        _ => Err(ApiError::NotFound("session")),
     }
-    get_visible(tx.conn(), user, id).await
 }
 
 pub enum Scope {
