@@ -104,8 +104,6 @@ pub fn next_signal_check(pings: &[LocationPing], settings: SignalSettings, now: 
     Some(latest.at.max(now - settings.signal_lost_after) + settings.signal_lost_after)
 }
 
-/// What the pings themselves say: a low battery, or the worker outside the visit's geofence. Reads and
-/// writes nothing unless one of them is so.
 /// What a batch of pings says, before anything is read or written.
 pub struct PingNotices {
     /// The newest fix.
@@ -133,6 +131,8 @@ pub fn ping_notices(visit: Option<Coordinates>, geofence_radius_m: i64, pings: &
     Some(PingNotices { position, low_battery, left_geofence })
 }
 
+/// What the pings themselves say: a low battery, or the worker outside the visit's geofence. Reads and
+/// writes nothing unless one of them is so.
 pub async fn on_ping_positions(
     tx: &mut WriteTx,
     session: &SessionRow,

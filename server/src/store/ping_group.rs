@@ -165,7 +165,7 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
     {
         // The check is moved only once it has fallen well behind (`signals::signal_check_is_behind`).
         let mut pending = tx.prepare_cached(
-            "select min(due_at), count(*) from timers where session_id = ?1 and kind = ?2 and fired_at is null \
+            "select min(due_at) from timers where session_id = ?1 and kind = ?2 and fired_at is null \
              and cancelled_at is null",
         )?;
         let mut postpone = tx.prepare_cached(
@@ -174,9 +174,8 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
         )?;
         let kind = TimerKind::SignalCheck.as_str();
         for (session_id, at) in &due {
-            let (earliest, count): (Option<i64>, i64) =
-                pending.query_row(params![session_id.to_string(), kind], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let Some(earliest) = earliest.filter(|_| count > 0) else {
+            let earliest: Option<i64> = pending.query_row(params![session_id.to_string(), kind], |row| row.get(0))?;
+            let Some(earliest) = earliest else {
                 // No pending check (it fired, or was never armed): arming one is the sqlx path's.
                 return Ok(Written::NeedsMore);
             };
