@@ -52,7 +52,9 @@ async fn location_past_retention_is_purged_unless_an_incident_holds_it(backend: 
     app.advance(Duration::days(29));
     assert_eq!(purge_expired(&app.state.db, app.now()).await.unwrap(), 0, "kept within the 30 days");
     app.advance(Duration::days(2));
-    assert_eq!(purge_expired(&app.state.db, app.now()).await.unwrap(), 1);
+    // The scheduler's own purge runs as the clock moves too, and may take the expired ping first.
+    let purged = purge_expired(&app.state.db, app.now()).await.unwrap();
+    assert!(purged <= 1, "only the ordinary visit's ping is past its time: {purged} purged");
     assert_eq!(pings_of(&app, ordinary).await, 0, "an ordinary visit's location is gone");
     assert_eq!(pings_of(&app, incident).await, 1, "an incident holds its location");
     assert_eq!(pings_of(&app, still_open).await, 1, "an open alert holds its location");
