@@ -1,6 +1,6 @@
-//! Location pings arriving together: on SQLite they are written in one transaction (group commit), and
-//! each request must still be stored exactly once by its ids, answered only with its own result, and
-//! undone alone when it fails.
+//! Location pings arriving together are written in one transaction (group commit), and each request
+//! must still be stored exactly once by its ids, answered only with its own result, and undone alone
+//! when it fails.
 
 use std::collections::HashSet;
 
@@ -43,7 +43,22 @@ fn signed_in_staff(school: &homeward_tests::School) -> AuthUser {
     }
 }
 
-/// Wait until `n` ping requests are queued for SQLite's writer.
+/// Every turn a group of pings could be written in (SQLite's writer, PostgreSQL's ping writers), held
+/// so that requests queue together until it is dropped.
+struct PingTurnsHeld {
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _ping_writers: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn hold_ping_turns(db: &homeward_server::db::Db) -> PingTurnsHeld {
+    let all = pings::POSTGRES_PING_WRITERS as u32;
+    PingTurnsHeld {
+        _writer: db.write_slot().await,
+        _ping_writers: db.ping_writers.clone().acquire_many_owned(all).await.unwrap(),
+    }
+}
+
+/// Wait until `n` ping requests are queued for a turn to write.
 async fn wait_until_queued(db: &homeward_server::db::Db, n: usize, what: &str) {
     for _ in 0..200 {
         if db.ping_queue.lock().unwrap().len() == n {
@@ -105,14 +120,14 @@ async fn pings_sent_together_are_each_stored_once(backend: Backend) {
 
 /// A request that fails while its group is being written (here: a session that does not exist, found
 /// only inside the transaction) is answered with its own error; the requests written with it are stored.
-/// The writer's turn is held while they queue, so on SQLite all of them go in one transaction.
+/// The turns to write are held while they queue, so all of them go in one transaction.
 async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
     let app = spawn_app(backend).await;
     let school = app.school("Ingest School").await;
     let session = started_visit(&app, &school.staff).await;
     let db = app.state.db.clone();
     let staff = signed_in_staff(&school);
-    let slot = db.write_slot().await;
+    let held = hold_ping_turns(&db).await;
     let mut calls = Vec::new();
     let mut good = HashSet::new();
     for k in 0..9 {
@@ -124,11 +139,9 @@ async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
         let (db, staff, now) = (db.clone(), staff.clone(), app.now());
         calls.push(tokio::spawn(async move { pings::record(&db, &staff, target, batch, now).await }));
     }
-    if backend == Backend::Sqlite {
-        // Every request waits in the queue for the writer's turn the test holds.
-        wait_until_queued(&db, 9, "all nine requests are queued together").await;
-    }
-    drop(slot);
+    // Every request waits in the queue for the turn the test holds.
+    wait_until_queued(&db, 9, "all nine requests are queued together").await;
+    drop(held);
     let mut results = Vec::new();
     for call in calls {
         results.push(call.await.unwrap());
@@ -175,7 +188,7 @@ async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_store
         sqlx::query(statement).execute(&db.pool).await.expect("install the refusing trigger");
     }
     let staff = signed_in_staff(&school);
-    let slot = db.write_slot().await;
+    let held = hold_ping_turns(&db).await;
     let mut calls = Vec::new();
     let mut good = HashSet::new();
     for k in 0..6 {
@@ -188,10 +201,8 @@ async fn a_request_the_database_refuses_fails_alone_and_its_group_is_still_store
         let (db, staff, now) = (db.clone(), staff.clone(), app.now());
         calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
     }
-    if backend == Backend::Sqlite {
-        wait_until_queued(&db, 6, "all six requests are queued together").await;
-    }
-    drop(slot);
+    wait_until_queued(&db, 6, "all six requests are queued together").await;
+    drop(held);
     for (k, call) in calls.into_iter().enumerate() {
         match (k, call.await.unwrap()) {
             (2, Ok(counts)) => panic!("the refused request was answered as stored: {counts:?}"),
@@ -321,7 +332,7 @@ async fn a_group_with_a_low_battery_among_it_is_written_in_full(backend: Backend
     let db = app.state.db.clone();
     let staff = signed_in_staff(&school);
     let before = direct_commits(&db);
-    let slot = db.write_slot().await;
+    let held = hold_ping_turns(&db).await;
     let mut calls = Vec::new();
     for k in 0..6 {
         let mut batch = vec![ping(&app), ping(&app)];
@@ -331,10 +342,8 @@ async fn a_group_with_a_low_battery_among_it_is_written_in_full(backend: Backend
         let (db, staff, now) = (db.clone(), staff.clone(), app.now());
         calls.push(tokio::spawn(async move { pings::record(&db, &staff, session, batch, now).await }));
     }
-    if backend == Backend::Sqlite {
-        wait_until_queued(&db, 6, "all six requests are queued together").await;
-    }
-    drop(slot);
+    wait_until_queued(&db, 6, "all six requests are queued together").await;
+    drop(held);
     for call in calls {
         assert_eq!(call.await.unwrap().expect("stored"), (2, 0));
     }
@@ -348,6 +357,69 @@ async fn a_group_with_a_low_battery_among_it_is_written_in_full(backend: Backend
         .get(0);
     assert_eq!(low_battery, 1, "the low battery is told once");
     assert_eq!(signal_check_due(&db, session).await.len(), 1, "one lost-signal check stays armed");
+}
+
+/// The transactions that wrote a session's pings (PostgreSQL's `xmin` of each row).
+async fn writing_transactions(db: &homeward_server::db::Db, session: Uuid) -> usize {
+    let (n,): (i64,) = sqlx::query_as("select count(distinct xmin::text) from location_pings where session_id = $1")
+        .bind(session.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    n as usize
+}
+
+/// On PostgreSQL, requests that queue together are written in one transaction, and a group never
+/// waits for a session another transaction holds locked: the other sessions' pings are stored and
+/// answered at once, and the held session's requests are written, each alone, once it is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_group_writes_past_a_session_another_transaction_holds() {
+    let app = spawn_app(Backend::Postgres).await;
+    let school = app.school("Group School").await;
+    let free = started_visit(&app, &school.staff).await;
+    let held_session = started_visit(&app, &school.other_staff).await;
+    let db = app.state.db.clone();
+    let staff = signed_in_staff(&school);
+    let other =
+        AuthUser { user_id: school.other_staff.id(), name: school.other_staff.user.name.clone(), ..staff.clone() };
+
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("select session_id from sessions where session_id = $1 for update")
+        .bind(held_session.to_string())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let held = hold_ping_turns(&db).await;
+    let (mut to_free, mut to_held) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for (user, session, calls) in [(&staff, free, &mut to_free), (&other, held_session, &mut to_held)] {
+            let (db, user, now, batch) = (db.clone(), user.clone(), app.now(), vec![ping(&app), ping(&app)]);
+            calls.push(tokio::spawn(async move { pings::record(&db, &user, session, batch, now).await }));
+        }
+    }
+    wait_until_queued(&db, 6, "all six requests are queued together").await;
+    drop(held);
+
+    for call in to_free {
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+            .await
+            .expect("the free session's pings are answered while the other session is held")
+            .unwrap();
+        assert_eq!(answer.expect("stored"), (2, 0));
+    }
+    assert_eq!(stored_ping_ids(&app, free).await.len(), 6);
+    assert_eq!(writing_transactions(&db, free).await, 1, "the free session's three requests went in one transaction");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(to_held.iter().all(|call| !call.is_finished()), "the held session's requests wait for its lock");
+    assert_eq!(stored_ping_ids(&app, held_session).await.len(), 0);
+
+    blocker.commit().await.unwrap();
+    for call in to_held {
+        assert_eq!(call.await.unwrap().expect("stored once let go"), (2, 0));
+    }
+    assert_eq!(stored_ping_ids(&app, held_session).await.len(), 6, "every ping of the held session is stored");
+    assert_eq!(signal_check_due(&db, held_session).await.len(), 1, "one lost-signal check stays armed");
 }
 
 on_both_databases!(

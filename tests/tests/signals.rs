@@ -203,7 +203,60 @@ async fn the_lost_signal_check_moves_only_once_well_behind_the_pings(backend: Ba
     assert_eq!(s.alerts_of(AlertKind::SignalLost).await, 0);
 }
 
+/// A ping that arrives when the lost-signal check is about to fire leaves it to fire. The scheduler may
+/// already have claimed it: on PostgreSQL a test transaction holds the check's row locked, as the
+/// scheduler does while it waits for the session, and the ping must not wait for that row (the
+/// scheduler would be waiting for the ping's lock on the session in turn). The check then fires, sees
+/// the ping and looks again a full period after it; no one is told the signal was lost.
+async fn a_check_about_to_fire_is_left_to_fire_and_arms_itself_from_the_ping(backend: Backend) {
+    let s = scene(backend, 600, 120).await;
+    let pool = &s.app.state.db.pool;
+    let pending = || async {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "select due_at from timers where session_id = $1 and kind = 'signal_check' and fired_at is null \
+             and cancelled_at is null",
+        )
+        .bind(s.session.to_string())
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(rows.len() <= 1, "at most one pending lost-signal check: {rows:?}");
+        rows.first().map(|r| r.0)
+    };
+    let armed = pending().await.expect("a check armed at the start");
+    s.app.advance(Duration::seconds(596));
+
+    let claimed = match backend {
+        Backend::Postgres => {
+            let mut claim = pool.begin().await.unwrap();
+            sqlx::query("select timer_id from timers where due_at = $1 and kind = 'signal_check' for update")
+                .bind(armed)
+                .execute(&mut *claim)
+                .await
+                .unwrap();
+            Some(claim)
+        }
+        Backend::Sqlite => None,
+    };
+    let ping = s.ping(51.5, -0.12, Some(80));
+    tokio::time::timeout(WAIT, s.school.staff.api.send_pings(s.session, std::slice::from_ref(&ping)))
+        .await
+        .expect("the ping does not wait for the claimed check")
+        .unwrap();
+    assert_eq!(pending().await, Some(armed), "4 s before it fires, the check is left where it is");
+    drop(claimed);
+
+    let again = ping.at.timestamp_millis() + 600_000;
+    let deadline = std::time::Instant::now() + WAIT;
+    while pending().await != Some(again) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert_eq!(pending().await, Some(again), "the check fired and looks again a full period after the ping");
+    assert_eq!(s.alerts_of(AlertKind::SignalLost).await, 0);
+}
+
 on_both_databases!(
+    a_check_about_to_fire_is_left_to_fire_and_arms_itself_from_the_ping,
     the_lost_signal_check_moves_only_once_well_behind_the_pings,
     a_check_due_after_a_recent_ping_waits_a_full_period_from_it,
     low_battery_fires_once,

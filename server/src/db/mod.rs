@@ -42,8 +42,10 @@ pub struct Db {
     pub channels: crate::notify::Configured,
     /// Tells live boards that a school changed, once the transaction that changed it commits.
     pub live: crate::live::LiveChanges,
-    /// Location pings waiting to be written together (SQLite's group commit, `store::pings`).
+    /// Location pings waiting to be written together (group commit, `store::pings`).
     pub ping_queue: crate::store::pings::PingQueue,
+    /// PostgreSQL: the turns of the few groups of pings written at once (`store::pings`).
+    pub ping_writers: Arc<tokio::sync::Semaphore>,
     /// SQLite: a connection of its own for the group commit of pings (`store::ping_group`).
     pub direct: Option<Arc<direct::Direct>>,
 }
@@ -233,6 +235,7 @@ impl Db {
             channels: crate::notify::Configured::default(),
             live: crate::live::LiveChanges::new(),
             ping_queue: Default::default(),
+            ping_writers: Arc::new(tokio::sync::Semaphore::new(crate::store::pings::POSTGRES_PING_WRITERS)),
             direct: (backend == Backend::Sqlite).then(|| direct::Direct::for_url(url)).flatten(),
         };
         migrations::run(&db).await.context("could not migrate the database")?;

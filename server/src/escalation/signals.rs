@@ -56,12 +56,24 @@ pub async fn on_pings(
 /// comes due while the phone still reports arms itself again ([`fire_signal_check`]), so a phone
 /// reporting every few seconds moves its timer row a few times an hour rather than with every report
 /// (each move is a row written and, on PostgreSQL, an entry in each of the timer's indexes).
-pub fn signal_check_is_behind(earliest: i64, due_at: Timestamp, settings: SignalSettings) -> bool {
+fn signal_check_is_behind(earliest: i64, due_at: Timestamp, settings: SignalSettings) -> bool {
     earliest < to_millis(due_at - settings.signal_lost_after / 2)
 }
 
+/// A pending check due within this of now is left to fire rather than moved. On PostgreSQL the
+/// scheduler may already have claimed (locked) its row and be waiting for the session's lock, which the
+/// ping's transaction holds: moving it would wait for the scheduler in turn, a deadlock. Left alone, it
+/// fires after the ping commits, sees the ping and arms itself again ([`fire_signal_check`]).
+const LEFT_TO_FIRE: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Whether a ping at `now` that would have the pending check (due at `earliest`, unix ms) at `due_at`
+/// moves it: only once it is well behind, and never when it is about to fire.
+pub fn signal_check_to_move(earliest: i64, due_at: Timestamp, settings: SignalSettings, now: Timestamp) -> bool {
+    signal_check_is_behind(earliest, due_at, settings) && earliest > to_millis(now + LEFT_TO_FIRE)
+}
+
 /// After a ping: move the session's pending lost-signal check on to `due_at` once it has fallen
-/// behind ([`signal_check_is_behind`]), or arm one if there is none.
+/// behind ([`signal_check_to_move`]), or arm one if there is none.
 async fn keep_signal_check_behind(
     tx: &mut WriteTx,
     session: &SessionRow,
@@ -78,7 +90,7 @@ async fn keep_signal_check_behind(
     .fetch_one(tx.conn())
     .await?;
     match earliest {
-        Some(earliest) if !signal_check_is_behind(earliest, due_at, settings) => Ok(()),
+        Some(earliest) if !signal_check_to_move(earliest, due_at, settings, now) => Ok(()),
         Some(_) => arm_signal_check(tx, session, due_at, now).await,
         None => replace_signal_check(tx, session, due_at, now).await,
     }

@@ -131,6 +131,31 @@ pub async fn postpone_for_session(
     Ok(moved.rows_affected() > 0)
 }
 
+/// The earliest pending timer of one kind for each of these sessions that has one (unix ms).
+pub async fn earliest_pending_for_sessions(
+    tx: &mut WriteTx,
+    kind: TimerKind,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, ApiError> {
+    let mut earliest = std::collections::HashMap::with_capacity(ids.len());
+    for piece in crate::db::batch::pieces(ids, 64) {
+        let sql = format!(
+            "select session_id, min(due_at) from timers where session_id in {} and kind = ${} \
+             and fired_at is null and cancelled_at is null group by session_id",
+            crate::db::batch::tuples(1, piece.len()),
+            piece.len() + 1
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for id in piece {
+            query = query.bind(id.to_string());
+        }
+        for (session_id, due_at) in query.bind(kind.as_str()).fetch_all(tx.conn()).await? {
+            earliest.insert(parse_id(&session_id)?, due_at);
+        }
+    }
+    Ok(earliest)
+}
+
 /// [`postpone_for_session`] for many sessions at once; returns the sessions whose timer moved.
 pub async fn postpone_for_sessions(
     tx: &mut WriteTx,

@@ -146,7 +146,7 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
 
     // Every live session that stored pings moves its lost-signal check on (from its newest ping here).
     let mut touched = BTreeSet::new();
-    let mut due: BTreeMap<Uuid, Timestamp> = BTreeMap::new();
+    let mut due: BTreeMap<Uuid, (Timestamp, Timestamp)> = BTreeMap::new();
     for ((q, target), stored) in group.iter().zip(&targets).zip(&stored) {
         let Some(target) = target.filter(|_| *stored > 0) else { continue };
         touched.insert(target.school_id);
@@ -158,12 +158,14 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
             return Ok(Written::NeedsMore);
         }
         if let Some(at) = signals::next_signal_check(&q.pings, settings, q.now) {
-            let due = due.entry(q.session_id).or_insert(at);
-            *due = at.max(*due);
+            let due = due.entry(q.session_id).or_insert((at, q.now));
+            if at > due.0 {
+                *due = (at, q.now);
+            }
         }
     }
     {
-        // The check is moved only once it has fallen well behind (`signals::signal_check_is_behind`).
+        // The check is moved only once it has fallen well behind (`signals::signal_check_to_move`).
         let mut pending = tx.prepare_cached(
             "select min(due_at) from timers where session_id = ?1 and kind = ?2 and fired_at is null \
              and cancelled_at is null",
@@ -173,13 +175,13 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
              and cancelled_at is null and due_at <= ?1",
         )?;
         let kind = TimerKind::SignalCheck.as_str();
-        for (session_id, at) in &due {
+        for (session_id, (at, now)) in &due {
             let earliest: Option<i64> = pending.query_row(params![session_id.to_string(), kind], |row| row.get(0))?;
             let Some(earliest) = earliest else {
                 // No pending check (it fired, or was never armed): arming one is the sqlx path's.
                 return Ok(Written::NeedsMore);
             };
-            if !signals::signal_check_is_behind(earliest, *at, settings) {
+            if !signals::signal_check_to_move(earliest, *at, settings, *now) {
                 continue;
             }
             postpone.execute(params![to_millis(*at), session_id.to_string(), kind])?;

@@ -1,21 +1,25 @@
 //! Location pings: position, accuracy and battery while a session is live.
 //!
-//! Phones report often, so on SQLite, whose single writer makes every commit wait for the disk in
-//! turn, the pings of requests that arrive together are written in one transaction (group commit),
-//! and every request is answered only once the transaction holding its pings has committed. The group
-//! is written in a few statements (its sessions read at once, its pings inserted at once, its
-//! lost-signal checks moved at once); if any of that fails, it is undone and the group written again
-//! request by request, each behind its own savepoint, so one request that fails is answered alone.
-//! PostgreSQL commits concurrent transactions side by side, and a shared transaction there would hold
-//! several sessions' row locks at once (a deadlock with a request that locks them in another order),
-//! so there each request keeps its own transaction.
+//! Phones report often, so the pings of requests that arrive together are written in one transaction
+//! (group commit), and every request is answered only once the transaction holding its pings has
+//! committed. The group is written in a few statements (its sessions read at once, its pings inserted
+//! at once, its lost-signal checks moved at once).
+//!
+//! - On SQLite a group is written in the single writer's turn, after every other write waiting for it,
+//!   and if any of it fails it is undone and written again request by request, each behind its own
+//!   savepoint, so one request that fails is answered alone.
+//! - On PostgreSQL a few groups are written side by side ([`POSTGRES_PING_WRITERS`]), which leaves the
+//!   rest of the pool to the scheduler, the deliverer and every other request. A group locks its
+//!   sessions without waiting (`skip locked`): a session another transaction holds is left out and
+//!   written alone, in a transaction of its own, once the group has committed; so does every request of
+//!   a group that fails.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use homeward_shared::api::LocationPing;
-use tokio::sync::{OwnedMutexGuard, oneshot};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, oneshot};
 use uuid::Uuid;
 
 use crate::Timestamp;
@@ -31,7 +35,11 @@ use crate::store::sessions::{self, SessionRow};
 /// The most requests written in one transaction; the rest wait for the next.
 const MOST_IN_GROUP: usize = 256;
 
-/// Requests whose pings wait to be written together (SQLite).
+/// How many groups of pings PostgreSQL writes at once: enough that one group fills while another
+/// commits, few enough that pings never hold more than these of the pool's connections.
+pub const POSTGRES_PING_WRITERS: usize = 4;
+
+/// Requests whose pings wait to be written together.
 pub type PingQueue = Arc<Mutex<VecDeque<Queued>>>;
 
 /// One request's pings, waiting for the group commit.
@@ -43,6 +51,23 @@ pub struct Queued {
     reply: oneshot::Sender<Result<(usize, usize), ApiError>>,
 }
 
+/// A group's right to write: SQLite's single writer's turn, or one of PostgreSQL's ping writers.
+enum Turn {
+    Writer(Option<OwnedMutexGuard<()>>),
+    PingWriter(OwnedSemaphorePermit),
+}
+
+impl Turn {
+    async fn take(db: &Db) -> Turn {
+        match db.backend {
+            Backend::Sqlite => Turn::Writer(db.write_slot_after_others().await),
+            Backend::Postgres => Turn::PingWriter(
+                db.ping_writers.clone().acquire_owned().await.expect("the ping writers are never closed"),
+            ),
+        }
+    }
+}
+
 /// Store a request's pings for `session_id`, each once by its id, and look at them for the signals
 /// (battery, geofence, lost signal); returns (stored, duplicates) once they are committed.
 pub async fn record(
@@ -52,23 +77,6 @@ pub async fn record(
     pings: Vec<LocationPing>,
     now: Timestamp,
 ) -> Result<(usize, usize), ApiError> {
-    if db.backend == Backend::Postgres {
-        // The scheduler locks a due lost-signal timer and then its session; this locks the session and
-        // then cancels that timer: PostgreSQL breaks such a deadlock by failing one side, and a ping
-        // request that loses simply runs again.
-        let mut attempt = 1;
-        loop {
-            let mut tx = db.begin().await?;
-            let result = match write(&mut tx, user, session_id, &pings, now).await {
-                Ok(counts) => tx.commit().await.map(|()| counts).map_err(ApiError::from),
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if attempt < 3 && is_deadlock(&e) => attempt += 1,
-                other => return other,
-            }
-        }
-    }
     let (reply, mut answer) = oneshot::channel();
     db.ping_queue.lock().expect("the ping queue").push_back(Queued {
         user: user.clone(),
@@ -77,12 +85,12 @@ pub async fn record(
         now,
         reply,
     });
-    // Whoever gets the writer's slot first writes everything queued by then, this request's pings
-    // included or not; a request whose pings went with someone else's group only waits for its answer.
+    // Whoever gets a turn first writes everything queued by then, this request's pings included or
+    // not; a request whose pings went with someone else's group only waits for its answer.
     tokio::select! {
         biased;
         answer = &mut answer => return answered(answer),
-        slot = db.write_slot_after_others() => {
+        turn = Turn::take(db) => {
             let group: Vec<Queued> = {
                 let mut queue = db.ping_queue.lock().expect("the ping queue");
                 let n = queue.len().min(MOST_IN_GROUP);
@@ -90,11 +98,40 @@ pub async fn record(
             };
             if !group.is_empty() {
                 // Its own task: a caller that goes away must not abandon the others' pings mid-write.
-                tokio::spawn(write_group(db.clone(), slot, group));
+                tokio::spawn(write_group(db.clone(), turn, group));
             }
         }
     }
     answered(answer.await)
+}
+
+/// One request written in a transaction of its own (PostgreSQL: a session a group left out, or a
+/// group that failed).
+async fn record_alone(db: &Db, q: &Queued) -> Result<(usize, usize), ApiError> {
+    // The scheduler locks a due timer and then its session; this locks the session and then may write
+    // that session's timers: PostgreSQL breaks such a deadlock by failing one side, and a ping request
+    // that loses simply runs again.
+    let mut attempt = 1;
+    loop {
+        let mut tx = db.begin().await?;
+        let result = match write(&mut tx, &q.user, q.session_id, &q.pings, q.now).await {
+            Ok(counts) => tx.commit().await.map(|()| counts).map_err(ApiError::from),
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if attempt < 3 && is_deadlock(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Each of these requests in a transaction of its own, side by side, each answered as it commits.
+async fn write_alone(db: &Db, requests: Vec<Queued>) {
+    futures::future::join_all(requests.into_iter().map(|q| async move {
+        let answer = record_alone(db, &q).await;
+        let _ = q.reply.send(answer);
+    }))
+    .await;
 }
 
 /// PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01).
@@ -132,10 +169,15 @@ async fn write(
 /// A request's answer: (stored, duplicates), or why it was refused.
 type Answer = Result<(usize, usize), ApiError>;
 
-/// Write a group of requests in one transaction and answer each after the commit: in one hand-off on
-/// the direct connection when the group needs nothing more than its rows and moved lost-signal checks
-/// ([`ping_group`]), through sqlx otherwise.
-async fn write_group(db: Db, slot: Option<OwnedMutexGuard<()>>, group: Vec<Queued>) {
+/// Write a group of requests in one transaction and answer each after the commit: on SQLite in one
+/// hand-off on the direct connection when the group needs nothing more than its rows and moved
+/// lost-signal checks ([`ping_group`]), through sqlx otherwise.
+async fn write_group(db: Db, turn: Turn, group: Vec<Queued>) {
+    // A ping writer's permit is held until the whole group, left-out sessions included, is answered.
+    let (slot, _ping_writer) = match turn {
+        Turn::Writer(slot) => (slot, None),
+        Turn::PingWriter(permit) => (None, Some(permit)),
+    };
     if let Some(direct) = &db.direct {
         let requests = group
             .iter()
@@ -167,28 +209,40 @@ async fn write_group(db: Db, slot: Option<OwnedMutexGuard<()>>, group: Vec<Queue
     match write_together(&mut tx, &group).await {
         Ok(answers) => match tx.commit().await {
             Ok(()) => {
+                let mut left_out = Vec::new();
                 for (q, answer) in group.into_iter().zip(answers) {
-                    let _ = q.reply.send(answer);
+                    match answer {
+                        Some(answer) => {
+                            let _ = q.reply.send(answer);
+                        }
+                        None => left_out.push(q),
+                    }
                 }
+                write_alone(&db, left_out).await;
             }
             Err(e) => fail_all(group.into_iter().map(|q| q.reply), &e.into()),
         },
         Err(e) => {
             tracing::warn!(error = %e, "a group of location pings is written again request by request");
-            match tx.roll_back_keeping_turn().await {
-                Ok(slot) => write_one_by_one(db, slot, group).await,
-                Err(e) => fail_all(group.into_iter().map(|q| q.reply), &e.into()),
+            match (db.backend, tx.roll_back_keeping_turn().await) {
+                (Backend::Postgres, Ok(_)) => write_alone(&db, group).await,
+                (Backend::Sqlite, Ok(slot)) => write_one_by_one(db, slot, group).await,
+                (_, Err(e)) => fail_all(group.into_iter().map(|q| q.reply), &e.into()),
             }
         }
     }
 }
 
-/// The whole group in a few statements. Returns each request's answer; an error means the group's
-/// writes must not stand (the caller rolls back).
-async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer>, ApiError> {
+/// The whole group in a few statements. Returns each request's answer, or `None` for a request whose
+/// session another transaction holds (PostgreSQL), to be written alone after this commits; an error
+/// means the group's writes must not stand (the caller rolls back).
+async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Option<Answer>>, ApiError> {
     let ids: Vec<Uuid> = group.iter().map(|q| q.session_id).collect::<BTreeSet<_>>().into_iter().collect();
     // Read again under the writer's lock: a session may have ended since its request was checked.
-    let found = sessions::get_many(tx.conn(), &ids).await?;
+    let found = sessions::lock_available(tx, &ids).await?;
+    // On PostgreSQL a session missing here may only be locked by another transaction: written alone.
+    let backend = tx.backend;
+    let left_out = |q: &Queued| backend == Backend::Postgres && !found.contains_key(&q.session_id);
     let targets: Vec<Option<&SessionRow>> =
         group.iter().map(|q| found.get(&q.session_id).filter(|s| s.visible_to(&q.user))).collect();
 
@@ -210,7 +264,8 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer
         stored[carrier[&ping_id]] += 1;
     }
 
-    // Every session that stored pings re-arms its lost-signal check (from its newest ping here).
+    // Every session that stored pings keeps its lost-signal check behind them (from its newest ping
+    // here): moved once it has fallen well behind, armed if there is none.
     let settings = tx.signals;
     let mut due: BTreeMap<Uuid, (Timestamp, &SessionRow, Timestamp)> = BTreeMap::new();
     for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
@@ -224,12 +279,22 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer
             }
         }
     }
-    let moves: Vec<(Uuid, Timestamp)> = due.iter().map(|(id, (at, _, _))| (*id, *at)).collect();
-    let moved = timers::postpone_for_sessions(tx, TimerKind::SignalCheck, &moves).await?;
-    for (id, (at, session, now)) in &due {
-        if !moved.contains(id) {
-            signals::replace_signal_check(tx, session, *at, *now).await?;
+    let checked: Vec<Uuid> = due.keys().copied().collect();
+    let pending = timers::earliest_pending_for_sessions(tx, TimerKind::SignalCheck, &checked).await?;
+    let mut moves = Vec::new();
+    let mut to_arm = Vec::new();
+    for (id, (at, _, now)) in &due {
+        match pending.get(id) {
+            None => to_arm.push(*id),
+            Some(earliest) if signals::signal_check_to_move(*earliest, *at, settings, *now) => moves.push((*id, *at)),
+            Some(_) => {}
         }
+    }
+    let moved = timers::postpone_for_sessions(tx, TimerKind::SignalCheck, &moves).await?;
+    to_arm.extend(moves.iter().map(|(id, _)| *id).filter(|id| !moved.contains(id)));
+    for id in to_arm {
+        let (at, session, now) = due[&id];
+        signals::replace_signal_check(tx, session, at, now).await?;
     }
     for (i, (q, target)) in group.iter().zip(&targets).enumerate() {
         if let Some(session) = target.filter(|_| stored[i] > 0) {
@@ -242,8 +307,9 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Answer
         .zip(targets)
         .zip(stored)
         .map(|((q, target), stored)| match target {
-            Some(_) => Ok((stored, q.pings.len() - stored)),
-            None => Err(ApiError::NotFound("session")),
+            _ if left_out(q) => None,
+            Some(_) => Some(Ok((stored, q.pings.len() - stored))),
+            None => Some(Err(ApiError::NotFound("session"))),
         })
         .collect())
 }

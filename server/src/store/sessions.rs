@@ -313,6 +313,35 @@ pub async fn get_many(
     Ok(found)
 }
 
+/// Read sessions to write to in a group of pings: on PostgreSQL each row is also locked for the rest of
+/// the transaction, unless another transaction holds it (`skip locked`): a group never waits for a row
+/// lock, so it cannot deadlock with anything, and a session left out is written alone afterwards. On
+/// SQLite, whose single writer already serialises writers, every session found is returned.
+pub async fn lock_available(
+    tx: &mut WriteTx,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, SessionRow>, ApiError> {
+    if tx.backend != crate::db::Backend::Postgres {
+        return get_many(tx.conn(), ids).await;
+    }
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for piece in crate::db::batch::pieces(ids, 64) {
+        let sql = format!(
+            "{SELECT} where s.session_id in {} for update of s skip locked",
+            crate::db::batch::tuples(1, piece.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in piece {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(tx.conn()).await? {
+            let session = from_row(&row)?;
+            found.insert(session.id, session);
+        }
+    }
+    Ok(found)
+}
+
 /// The session if `user` may see it; 404 otherwise (including another school's sessions).
 pub async fn get_visible<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     exec: E,
