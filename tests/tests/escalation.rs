@@ -377,6 +377,27 @@ async fn resolving_a_panic_returns_the_visit_to_active(backend: Backend) {
     assert_eq!(err.code(), Some("alert_closed"));
 }
 
+/// On PostgreSQL the scheduler and the deliverer have connections of their own: with every connection
+/// of the pool that requests share held (as by a flood of requests), a missed deadline still climbs the
+/// ladder on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_missed_deadline_escalates_while_requests_hold_every_shared_connection() {
+    let s = scene(Backend::Postgres, 600, true).await;
+    let pool = &s.app.state.db.pool;
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        held.push(pool.acquire().await.expect("a shared connection"));
+    }
+    s.miss_the_deadline();
+    s.wait_for_step(&s.worker, 1).await;
+    s.wait_for_step(&s.manager, 2).await;
+    drop(held);
+    let received = s.push.received();
+    for step in [1, 2] {
+        assert_eq!(received.iter().filter(|m| is_step(m, step)).count(), 1, "step {step} once: {received:#?}");
+    }
+}
+
 fn resolve() -> ResolveAlertRequest {
     ResolveAlertRequest { resolution: AlertResolution::FalseAlarm, notes: "Pressed by accident; spoke to her.".into() }
 }

@@ -29,6 +29,10 @@ pub struct Db {
     /// For write transactions: on SQLite its own single connection, the one writer, whose page cache
     /// no other writer invalidates; on PostgreSQL the same pool as `pool`.
     pub writer: AnyPool,
+    /// For the alarm loops (the scheduler and the deliverer): on PostgreSQL connections of their own,
+    /// so a due escalation never waits in line behind requests for the pool; on SQLite the writer, whose
+    /// turn they already get before any ping ([`Db::write_slot_after_others`]).
+    alarms: AnyPool,
     pub backend: Backend,
     /// SQLite has one writer: writes queue here instead of failing with "database is locked".
     write_gate: Option<Arc<WriteGate>>,
@@ -49,6 +53,10 @@ pub struct Db {
     /// SQLite: a connection of its own for the group commit of pings (`store::ping_group`).
     pub direct: Option<Arc<direct::Direct>>,
 }
+
+/// PostgreSQL connections of the alarm loops' own: the scheduler's lanes and the deliverer's claim and
+/// record.
+const ALARM_CONNECTIONS: u32 = crate::escalation::scheduler::POSTGRES_LANES as u32 + 2;
 
 /// SQLite's single writer's turn, and how many writes other than pings are waiting for it.
 #[derive(Default)]
@@ -189,7 +197,7 @@ impl Db {
             anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://, got `{}`", redact(url));
         };
         let options = || AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let (pool, writer) = match backend {
+        let (pool, writer, alarms) = match backend {
             Backend::Sqlite => {
                 // An embedded file cannot drop a connection: checking each one before use would only
                 // cost a round trip to its thread.
@@ -218,15 +226,24 @@ impl Db {
                     })
                     .connect(url)
                     .await;
-                pool.and_then(|pool| Ok((pool, writer?)))
+                pool.and_then(|pool| {
+                    let writer = writer?;
+                    Ok((pool, writer.clone(), writer))
+                })
             }
-            Backend::Postgres => options().max_connections(16).connect(url).await.map(|pool| (pool.clone(), pool)),
+            Backend::Postgres => {
+                let pool = options().max_connections(16).connect(url).await;
+                // Connected on first use: a process whose loops are idle holds none of these.
+                let alarms = options().max_connections(ALARM_CONNECTIONS).connect_lazy(url);
+                pool.and_then(|pool| Ok((pool.clone(), pool, alarms?)))
+            }
         }
         .with_context(|| format!("could not open the database at {}", redact(url)))?;
         let write_gate = (backend == Backend::Sqlite).then(Arc::default);
         let db = Db {
             pool,
             writer,
+            alarms,
             backend,
             write_gate,
             timers_changed: Arc::new(Notify::new()),
@@ -245,6 +262,20 @@ impl Db {
     pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
         let slot = self.write_slot().await;
         self.begin_in(slot).await
+    }
+
+    /// A write transaction for the alarm loops, on their own connections ([`Db::alarms`]).
+    pub async fn begin_for_alarms(&self) -> Result<WriteTx, sqlx::Error> {
+        let slot = self.write_slot().await;
+        self.begin_on(&self.alarms, slot).await
+    }
+
+    /// For the alarm loops' reads (when the next timer or message is due).
+    pub fn alarms_pool(&self) -> &AnyPool {
+        match self.backend {
+            Backend::Postgres => &self.alarms,
+            Backend::Sqlite => &self.pool,
+        }
     }
 
     /// SQLite's single writer's turn (wait for it); `None` on PostgreSQL, which has no such turn.
@@ -280,7 +311,11 @@ impl Db {
 
     /// A write transaction in the writer's turn already taken with [`Db::write_slot`].
     pub async fn begin_in(&self, gate: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
-        let tx = self.writer.begin().await?;
+        self.begin_on(&self.writer, gate).await
+    }
+
+    async fn begin_on(&self, pool: &AnyPool, gate: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, sqlx::Error> {
+        let tx = pool.begin().await?;
         Ok(WriteTx {
             tx,
             backend: self.backend,

@@ -67,7 +67,7 @@ const SQLITE_BATCH: i64 = 64;
 /// lanes' batches apart, and a burst is drained by waiting on several round trips at a time instead of
 /// one after another. (SQLite has one writer, so one lane.)
 const POSTGRES_BATCH: i64 = 8;
-const POSTGRES_LANES: usize = 4;
+pub(crate) const POSTGRES_LANES: usize = 4;
 
 /// Fire every timer due by now, in as many lanes as the database lets write side by side.
 async fn fire_due_in_lanes(state: &AppState) -> Result<usize, ApiError> {
@@ -93,7 +93,7 @@ async fn fire_due_in_batches(state: &AppState, batch_size: i64) -> Result<usize,
     let mut fired = 0;
     loop {
         let now = state.clock.now();
-        let mut tx = state.db.begin().await?;
+        let mut tx = state.db.begin_for_alarms().await?;
         let batch = timers::claim_due(&mut tx, now, batch_size).await?;
         if batch.is_empty() {
             tx.commit().await?;

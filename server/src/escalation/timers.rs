@@ -276,7 +276,7 @@ pub async fn postpone(tx: &mut WriteTx, id: Uuid, to: Timestamp) -> Result<(), A
 pub async fn next_due(db: &Db) -> Result<Option<Timestamp>, ApiError> {
     let row: (Option<i64>,) =
         sqlx::query_as("select min(due_at) from timers where fired_at is null and cancelled_at is null")
-            .fetch_one(&db.pool)
+            .fetch_one(db.alarms_pool())
             .await?;
     Ok(row.0.map(from_millis))
 }

@@ -43,7 +43,7 @@ pub async fn run(state: Arc<AppState>, channels: Channels, poll: Duration) {
             }
         };
         let now = state.clock.now();
-        let mut sleep = match outbox::next_due(&state.db.pool).await {
+        let mut sleep = match outbox::next_due(state.db.alarms_pool()).await {
             Ok(Some(due)) => (due - now).to_std().unwrap_or(Duration::ZERO).min(poll),
             _ => poll,
         };
@@ -64,7 +64,7 @@ pub async fn deliver_due(state: &AppState, channels: &Channels) -> Result<usize,
     let mut attempted = 0;
     loop {
         let now = state.clock.now();
-        let mut tx = state.db.begin().await?;
+        let mut tx = state.db.begin_for_alarms().await?;
         let claimed = outbox::claim(&mut tx, now, 100).await?;
         tx.commit().await?;
         if claimed.is_empty() {
@@ -145,7 +145,7 @@ fn put_back() -> DeliveryResult {
 }
 
 async fn record(state: &AppState, results: &[Recorded]) -> Result<(), ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db.begin_for_alarms().await?;
     let mut delivered = std::collections::BTreeMap::new();
     for (result, delivery, at) in results {
         outbox::record(&mut tx, delivery, result, *at).await?;
