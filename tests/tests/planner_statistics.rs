@@ -40,15 +40,19 @@ async fn a_table_that_changed_enough_is_analysed_and_a_ping_s_timer_is_found_by_
         .expect("a session");
 
     // PostgreSQL counts a table's changes a moment after the commit (each backend reports at most once
-    // a second).
-    let mut analysed = Vec::new();
+    // a second): wait until all 2,000 are counted, so no count arrives after the analysis.
     for _ in 0..40 {
-        analysed = planner_statistics::refresh(pool).await.expect("analyse");
-        if analysed.contains(&"public.timers".to_owned()) {
+        let (changed,): (i64,) =
+            sqlx::query_as("select n_mod_since_analyze from pg_stat_user_tables where relname = 'timers'")
+                .fetch_one(pool)
+                .await
+                .expect("the table's count of changes");
+        if changed >= 2_000 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+    let analysed = planner_statistics::refresh(pool).await.expect("analyse");
     assert!(analysed.contains(&"public.timers".to_owned()), "timers analysed: {analysed:?}");
     let (tuples,): (f32,) =
         sqlx::query_as("select reltuples from pg_class where relname = 'timers'").fetch_one(pool).await.expect("stats");
