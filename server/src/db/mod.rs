@@ -54,8 +54,8 @@ pub struct Db {
     pub direct: Option<Arc<direct::Direct>>,
 }
 
-/// PostgreSQL connections of the alarm loops' own: the scheduler's lanes and the deliverer's claim and
-/// record.
+/// The alarm loops' own PostgreSQL connections: one for each of the scheduler's lanes, and two for the
+/// deliverer's claim and record.
 const ALARM_CONNECTIONS: u32 = crate::escalation::scheduler::POSTGRES_LANES as u32 + 2;
 
 /// SQLite's single writer's turn, and how many writes other than pings are waiting for it.

@@ -293,14 +293,15 @@ pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     row.as_ref().map(from_row).transpose()
 }
 
-/// The sessions with these ids that exist, read a few statements at a time.
-pub async fn get_many(
+/// Sessions by id, 64 to a statement, each statement ending with `suffix` (a row lock, or nothing).
+async fn read_many(
     conn: &mut sqlx::AnyConnection,
     ids: &[Uuid],
+    suffix: &str,
 ) -> Result<std::collections::HashMap<Uuid, SessionRow>, ApiError> {
     let mut found = std::collections::HashMap::with_capacity(ids.len());
     for piece in crate::db::batch::pieces(ids, 64) {
-        let sql = format!("{SELECT} where s.session_id in {}", crate::db::batch::tuples(1, piece.len()));
+        let sql = format!("{SELECT} where s.session_id in {}{suffix}", crate::db::batch::tuples(1, piece.len()));
         let mut query = sqlx::query(&sql);
         for id in piece {
             query = query.bind(id.to_string());
@@ -321,25 +322,11 @@ pub async fn lock_available(
     tx: &mut WriteTx,
     ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, SessionRow>, ApiError> {
-    if tx.backend != crate::db::Backend::Postgres {
-        return get_many(tx.conn(), ids).await;
-    }
-    let mut found = std::collections::HashMap::with_capacity(ids.len());
-    for piece in crate::db::batch::pieces(ids, 64) {
-        let sql = format!(
-            "{SELECT} where s.session_id in {} for update of s skip locked",
-            crate::db::batch::tuples(1, piece.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in piece {
-            query = query.bind(id.to_string());
-        }
-        for row in query.fetch_all(tx.conn()).await? {
-            let session = from_row(&row)?;
-            found.insert(session.id, session);
-        }
-    }
-    Ok(found)
+    let lock = match tx.backend {
+        crate::db::Backend::Postgres => " for update of s skip locked",
+        crate::db::Backend::Sqlite => "",
+    };
+    read_many(tx.conn(), ids, lock).await
 }
 
 /// The session if `user` may see it; 404 otherwise (including another school's sessions).
