@@ -51,6 +51,8 @@ describe('a home visit on a phone', () => {
   let staff;
   let failed = null;
   const visit = {};
+  /** Each ping the phone sent, with the status the server answered. */
+  const pingsSent = [];
 
   /** A step of the visit; the steps after a failed one are skipped. */
   function step(name, body, { independent = false } = {}) {
@@ -206,6 +208,12 @@ describe('a home visit on a phone', () => {
 
     page = await context.newPage();
     problems = await watchPage(page);
+    page.on('response', (response) => {
+      const request = response.request();
+      if (request.method() === 'POST' && new URL(request.url()).pathname.endsWith('/pings')) {
+        for (const ping of request.postDataJSON()?.pings ?? []) pingsSent.push({ ping, status: response.status() });
+      }
+    });
     await page.goto('/signin');
     await page.locator('input[name=email]').waitFor({ state: 'visible' });
     await screenshot(page, '01-sign-in');
@@ -320,6 +328,18 @@ describe('a home visit on a phone', () => {
     }
     assert.equal(await connection(), 'online');
     await screenshot(page, '05-visit-active');
+  });
+
+  step('the phone reports its position, each ping with an id that begins with its time', async () => {
+    await eventually('a ping stored', async () => pingsSent.some(({ status }) => status === 200));
+    for (const { ping } of pingsSent) {
+      // A version-7 id, whose first 48 bits are the ping's time in milliseconds: the server adds it at
+      // the end of its index on ping ids (see LocationPing::new_id).
+      assert.match(ping.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `a version-7 id: ${ping.id}`);
+      const millis = parseInt(ping.id.replace(/-/g, '').slice(0, 12), 16);
+      assert.equal(millis, Date.parse(ping.at.replace(/(\.\d{3})\d+/, '$1')), `the id begins with the time: ${ping.id} ${ping.at}`);
+      assert.ok(Math.abs(ping.latitude - POSITION.latitude) < 0.001, 'the emulated position');
+    }
   });
 
   step('the countdown runs', async () => {

@@ -7,7 +7,6 @@ use dioxus::prelude::*;
 use homeward_shared::Timestamp;
 use homeward_shared::api::LocationPing;
 use homeward_shared::session::SessionStatus;
-use uuid::Uuid;
 
 use crate::platform::{sleep, with_timeout};
 use crate::state::{Action, AppState, Reading};
@@ -77,7 +76,7 @@ pub fn use_tracking(state: AppState) {
                     // Still under way after the wait for a fix?
                     for (session_id, _) in state.live_sessions() {
                         let ping = LocationPing {
-                            id: Uuid::new_v4(),
+                            id: LocationPing::new_id(fix.at),
                             at: fix.at,
                             latitude: fix.coordinates.latitude,
                             longitude: fix.coordinates.longitude,

@@ -276,6 +276,17 @@ pub struct LocationPing {
     pub battery_percent: Option<i64>,
 }
 
+impl LocationPing {
+    /// The id of a ping taken at `at`: a version-7 UUID that begins with that time, so pings arrive in
+    /// the order of their ids and each is added at the end of the server's index on them. Random
+    /// (version 4) ids are still accepted, but every one of them lands on a different page of that
+    /// index, which halves what SQLite's one writer can store (BENCHMARKS.md).
+    pub fn new_id(at: DateTime<Utc>) -> Uuid {
+        let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
+        Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos()))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PingBatch {
@@ -1032,5 +1043,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    proptest! {
+        /// A ping taken later has an id that sorts later, as the server stores it (hyphenated text), so
+        /// its row is added at the end of the index on ping ids; two pings of the same instant differ.
+        #[test]
+        fn ping_ids_follow_the_time_the_pings_were_taken(
+            first in 0i64..4_000_000_000_000,
+            gap in 1i64..1_000_000,
+        ) {
+            let earlier = chrono::DateTime::from_timestamp_millis(first).unwrap();
+            let later = earlier + chrono::Duration::milliseconds(gap);
+            let (a, b, again) =
+                (LocationPing::new_id(earlier), LocationPing::new_id(later), LocationPing::new_id(earlier));
+            prop_assert_eq!(a.get_version_num(), 7);
+            prop_assert!(a.to_string() < b.to_string(), "{} then {}", a, b);
+            prop_assert_ne!(a, again);
+            let (seconds, nanos) = a.get_timestamp().unwrap().to_unix();
+            prop_assert_eq!(seconds as i64 * 1000 + i64::from(nanos / 1_000_000), first);
+        }
     }
 }

@@ -483,9 +483,10 @@ async fn panic_phase(
                 k += 1;
                 let (sent_pings, failed_pings) = (sent_pings.clone(), failed_pings.clone());
                 tokio::spawn(async move {
+                    let at = now_ms();
                     let ping = LocationPing {
-                        id: Uuid::new_v4(),
-                        at: now_ms(),
+                        id: LocationPing::new_id(at),
+                        at,
                         latitude: PLACE.latitude,
                         longitude: PLACE.longitude,
                         accuracy_m: 12.0,

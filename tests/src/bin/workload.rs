@@ -106,6 +106,10 @@ struct IngestArgs {
     /// Pings in each request (a phone sends what it queued; 1 is the hardest case).
     #[arg(long, default_value_t = 1)]
     pings_per_request: usize,
+    /// Random (version-4) ping ids, as the client sent before stop 16, instead of the client's ids that
+    /// begin with the ping's time (`LocationPing::new_id`).
+    #[arg(long)]
+    random_ping_ids: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -385,9 +389,10 @@ async fn start_all(
     Ok(ids)
 }
 
-fn ping(at: DateTime<Utc>) -> LocationPing {
+/// A ping as the phone sends it: its id begins with its time, unless `random_id` asks for a random one.
+fn ping(at: DateTime<Utc>, random_id: bool) -> LocationPing {
     LocationPing {
-        id: Uuid::new_v4(),
+        id: if random_id { Uuid::new_v4() } else { LocationPing::new_id(at) },
         at,
         latitude: PLACE.latitude,
         longitude: PLACE.longitude,
@@ -419,7 +424,7 @@ impl Rate {
 
 /// Send pings round the visits as fast as `concurrency` requests in flight allow; measured after a
 /// 3 s warm-up for `seconds`.
-async fn ping_flood(visits: &[Visit], concurrency: usize, seconds: u64, per_request: usize) -> Rate {
+async fn ping_flood(visits: &[Visit], concurrency: usize, seconds: u64, per_request: usize, random_ids: bool) -> Rate {
     let next = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -432,7 +437,7 @@ async fn ping_flood(visits: &[Visit], concurrency: usize, seconds: u64, per_requ
             while !stop.load(Ordering::Relaxed) {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let visit = &visits[k % visits.len()];
-                let batch: Vec<LocationPing> = (0..per_request).map(|_| ping(now_ms())).collect();
+                let batch: Vec<LocationPing> = (0..per_request).map(|_| ping(now_ms(), random_ids)).collect();
                 let sent = Instant::now();
                 let outcome = visit.api.send_pings(visit.id, &batch).await;
                 if measuring.load(Ordering::Relaxed) {
@@ -475,6 +480,7 @@ async fn raw_inserts(
     per_tx: usize,
     writers: usize,
     seconds: u64,
+    random_ids: bool,
 ) -> anyhow::Result<Rate> {
     let pool = match db.backend {
         // The server's own connection settings (server/src/db/mod.rs).
@@ -503,12 +509,14 @@ async fn raw_inserts(
                     for _ in 0..per_tx {
                         let k = next.fetch_add(1, Ordering::Relaxed) as usize;
                         let (session, user) = &user_of[k % user_of.len()];
-                        let now = now_ms().timestamp_millis();
+                        let at = now_ms();
+                        let now = at.timestamp_millis();
+                        let ping_id = ping(at, random_ids).id;
                         sqlx::query(
                             "insert into location_pings (ping_id, session_id, school_id, user_id, at, latitude, longitude, accuracy_m, battery_percent, received_at) \
                              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (ping_id) do nothing",
                         )
-                        .bind(Uuid::new_v4().to_string())
+                        .bind(ping_id.to_string())
                         .bind(session)
                         .bind(&school_id)
                         .bind(user)
@@ -558,7 +566,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     println!("server at {n} active visits, idle: {idle}");
 
     println!("load average before the server's run: {}", load_average());
-    let server = ping_flood(&visits, args.concurrency, args.seconds, args.pings_per_request).await;
+    let server =
+        ping_flood(&visits, args.concurrency, args.seconds, args.pings_per_request, args.random_ping_ids).await;
     let loaded = school.server.memory().unwrap_or_default();
     println!("server after the run: {loaded}");
     school.server.stop().await;
@@ -569,7 +578,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         .iter()
         .map(|v| Visit { api: ApiClient::new(&bare.base).with_token(v.api.token().unwrap_or_default()), id: v.id })
         .collect();
-    let http = ping_flood(&bare_visits, args.concurrency, args.seconds, args.pings_per_request).await;
+    let http =
+        ping_flood(&bare_visits, args.concurrency, args.seconds, args.pings_per_request, args.random_ping_ids).await;
     bare.stop().await;
 
     println!("load average before the raw inserts: {}", load_average());
@@ -578,14 +588,17 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         Backend::Sqlite => 1,
         Backend::Postgres => 16,
     };
-    let one = raw_inserts(&school.db, &school_id, &user_of, 1, writers, args.seconds).await?;
-    let batched = raw_inserts(&school.db, &school_id, &user_of, 64, writers, args.seconds).await?;
+    let one = raw_inserts(&school.db, &school_id, &user_of, 1, writers, args.seconds, args.random_ping_ids).await?;
+    let batched =
+        raw_inserts(&school.db, &school_id, &user_of, 64, writers, args.seconds, args.random_ping_ids).await?;
     println!("load average at the end: {}", load_average());
 
     println!();
     println!(
-        "| {:?}, {n} active visits, {} ping(s) a request | pings/s | requests/s | p50 | p99 | max | errors |",
-        school.db.backend, args.pings_per_request
+        "| {:?}, {n} active visits, {} ping(s) a request, {} ids | pings/s | requests/s | p50 | p99 | max | errors |",
+        school.db.backend,
+        args.pings_per_request,
+        if args.random_ping_ids { "random" } else { "time-ordered" }
     );
     println!("|---|---|---|---|---|---|---|");
     let row = |name: String, r: &Rate| {
@@ -743,7 +756,7 @@ async fn mixed(args: MixedArgs) -> anyhow::Result<()> {
                 let Ok(_permit) = in_flight.acquire().await else { break };
                 let sent = Instant::now();
                 if due.1 {
-                    let p = ping(now_ms());
+                    let p = ping(now_ms(), false);
                     let outcome = visit.api.send_pings(visit.id, std::slice::from_ref(&p)).await;
                     let ok = matches!(&outcome, Ok(r) if r.stored + r.duplicates == 1);
                     endpoints.record("POST /sessions/{id}/pings", elapsed_ms(sent), ok);
