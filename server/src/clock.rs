@@ -4,6 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
+/// How far a phone's clock may be from the server's, in minutes, for the times it reports.
+pub const CLOCK_SKEW_MINUTES: i64 = 5;
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }

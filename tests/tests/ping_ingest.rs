@@ -165,6 +165,65 @@ async fn a_failing_request_in_a_group_is_undone_alone(backend: Backend) {
     assert_eq!(strays, 0, "nothing of the failed request is stored");
 }
 
+/// The visit is read, and each request's pings checked against it, where the group is written: a
+/// request its visit refuses (a leader's, not the worker's; a visit not started; a ping from before the
+/// visit began) is answered with its own error and stores nothing, and the rest of its group is stored.
+async fn requests_their_visit_refuses_are_answered_alone_in_their_group(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let school = app.school("Checking School").await;
+    let session = started_visit(&app, &school.staff).await;
+    let mut planned_visit = low_risk_visit();
+    planned_visit.planned_start = app.now();
+    let planned = school.staff.api.plan_session(&planned_visit).await.unwrap().id;
+    let db = app.state.db.clone();
+    let staff = signed_in_staff(&school);
+    let leader = AuthUser {
+        user_id: school.leader.id(),
+        name: school.leader.user.name.clone(),
+        roles: vec![Role::Leader],
+        ..staff.clone()
+    };
+    let commits_before = direct_commits(&db);
+    let held = hold_ping_turns(&db).await;
+    let mut calls = Vec::new();
+    let mut good = HashSet::new();
+    for k in 0..7 {
+        let mut batch = vec![ping(&app), ping(&app)];
+        let (user, target) = match k {
+            1 => (leader.clone(), session),
+            3 => (staff.clone(), planned),
+            5 => {
+                batch[1].at = app.now() - chrono::Duration::minutes(30);
+                (staff.clone(), session)
+            }
+            _ => {
+                good.extend(batch.iter().map(|p| p.id.to_string()));
+                (staff.clone(), session)
+            }
+        };
+        let (db, now) = (db.clone(), app.now());
+        calls.push(tokio::spawn(async move { pings::record(&db, &user, target, batch, now).await }));
+    }
+    wait_until_queued(&db, 7, "all seven requests are queued together").await;
+    drop(held);
+    for (k, call) in calls.into_iter().enumerate() {
+        let answer = call.await.unwrap();
+        match (k, answer) {
+            (1, Err(e)) => assert_eq!(e.body().code, "forbidden", "a leader's pings: {e}"),
+            (3, Err(e)) => assert_eq!(e.body().code, "not_started", "{e}"),
+            (5, Err(e)) => assert_eq!(e.body().code, "invalid_pings_at", "a ping from before the visit: {e}"),
+            (1 | 3 | 5, Ok(counts)) => panic!("request {k} should have been refused, but stored {counts:?}"),
+            (_, answer) => assert_eq!(answer.expect("stored"), (2, 0), "request {k}"),
+        }
+    }
+    let in_db: HashSet<String> = stored_ping_ids(&app, session).await.into_iter().collect();
+    assert_eq!(in_db, good, "the accepted requests' pings, and nothing of a refused one");
+    assert!(stored_ping_ids(&app, planned).await.is_empty());
+    if backend == Backend::Sqlite {
+        assert_eq!(direct_commits(&db) - commits_before, 1, "the group went in one hand-off, refusals and all");
+    }
+}
+
 /// A request the database itself refuses (here a trigger the test installs refuses one latitude) makes
 /// the group's few-statement write fail; the group is then written again request by request, so the
 /// refused request alone gets an error and every other request in the group is stored once.
@@ -426,5 +485,6 @@ on_both_databases!(
     a_group_with_a_low_battery_among_it_is_written_in_full,
     pings_sent_together_are_each_stored_once,
     a_failing_request_in_a_group_is_undone_alone,
+    requests_their_visit_refuses_are_answered_alone_in_their_group,
     a_request_the_database_refuses_fails_alone_and_its_group_is_still_stored
 );

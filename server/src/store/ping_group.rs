@@ -21,10 +21,12 @@ use uuid::Uuid;
 
 use crate::Timestamp;
 use crate::auth::AuthUser;
-use crate::clock::to_millis;
+use crate::clock::{from_millis, to_millis};
 use crate::db::direct::Direct;
+use crate::error::ApiError;
 use crate::escalation::signals::{self, SignalSettings};
 use crate::escalation::timers::TimerKind;
+use crate::store::pings::{self, Visit};
 use crate::store::sessions;
 
 /// One request of the group, as the direct write needs it.
@@ -37,9 +39,9 @@ pub struct Request {
 
 /// What became of a group.
 pub enum Written {
-    /// Committed: each request's (stored, duplicates), or `None` for a session it may not ping (not
-    /// found, or not the user's); and the schools whose boards must look again.
-    Committed { answers: Vec<Option<(usize, usize)>>, touched: BTreeSet<Uuid> },
+    /// Committed: each request's (stored, duplicates), or why it was refused (a session it may not
+    /// see, or pings [`pings::check_visit`] refuses); and the schools whose boards must look again.
+    Committed { answers: Vec<Result<(usize, usize), ApiError>>, touched: BTreeSet<Uuid> },
     /// Nothing written: the group needs the sqlx path.
     NeedsMore,
 }
@@ -47,8 +49,7 @@ pub enum Written {
 /// What the group write reads of a session.
 struct Target {
     school_id: Uuid,
-    worker_id: Uuid,
-    companion_id: Option<Uuid>,
+    visit: Visit,
     /// Under way (and not ended): pings re-arm its lost-signal check and may raise notices.
     live: bool,
     location: Option<Coordinates>,
@@ -71,8 +72,8 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
     let mut found: HashMap<Uuid, Option<Target>> = HashMap::new();
     {
         let mut read = tx.prepare_cached(
-            "select school_id, worker_id, companion_id, status, ended_at, latitude, longitude, geofence_radius_m \
-             from sessions where session_id = ?1",
+            "select school_id, worker_id, companion_id, status, ended_at, latitude, longitude, geofence_radius_m, \
+             created_at, started_at from sessions where session_id = ?1",
         )?;
         for q in group {
             if let Entry::Vacant(slot) = found.entry(q.session_id) {
@@ -86,16 +87,33 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
                             row.get::<_, Option<i64>>(4)?,
                             row.get::<_, Option<f64>>(5)?.zip(row.get::<_, Option<f64>>(6)?),
                             row.get::<_, i64>(7)?,
+                            row.get::<_, i64>(8)?,
+                            row.get::<_, Option<i64>>(9)?,
                         ))
                     })
                     .optional()?;
                 let target = match row {
-                    Some((school, worker, companion, status, ended_at, location, geofence_radius_m)) => {
+                    Some((
+                        school,
+                        worker,
+                        companion,
+                        status,
+                        ended_at,
+                        location,
+                        geofence_radius_m,
+                        created,
+                        started,
+                    )) => {
                         let status: SessionStatus = sessions::enum_from("status", &status)?;
                         Some(Target {
                             school_id: Uuid::parse_str(&school)?,
-                            worker_id: Uuid::parse_str(&worker)?,
-                            companion_id: companion.as_deref().map(Uuid::parse_str).transpose()?,
+                            visit: Visit {
+                                worker_id: Uuid::parse_str(&worker)?,
+                                companion_id: companion.as_deref().map(Uuid::parse_str).transpose()?,
+                                created_at: from_millis(created),
+                                started_at: started.map(from_millis),
+                                ended_at: ended_at.map(from_millis),
+                            },
                             live: status.is_live() && ended_at.is_none(),
                             location: location.map(|(latitude, longitude)| Coordinates { latitude, longitude }),
                             geofence_radius_m,
@@ -107,14 +125,19 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
             }
         }
     }
-    let targets: Vec<Option<&Target>> = group
+    let checked: Vec<Result<&Target, ApiError>> = group
         .iter()
         .map(|q| {
-            found[&q.session_id]
+            let visible = found[&q.session_id]
                 .as_ref()
-                .filter(|t| sessions::may_see(&q.user, t.school_id, t.worker_id, t.companion_id))
+                .filter(|t| sessions::may_see(&q.user, t.school_id, t.visit.worker_id, t.visit.companion_id));
+            match visible {
+                Some(target) => pings::check_visit(&q.user, &target.visit, &q.pings, q.now).map(|()| target),
+                None => Err(ApiError::NotFound("session")),
+            }
         })
         .collect();
+    let targets: Vec<Option<&Target>> = checked.iter().map(|c| c.as_ref().ok().copied()).collect();
 
     // Each ping once: the first request in the group to carry an id stores it; a later copy, like a
     // ping already stored, is a duplicate.
@@ -189,11 +212,11 @@ fn write_on(conn: &mut rusqlite::Connection, group: &[Request], settings: Signal
     }
     tx.commit()?;
 
-    let answers = targets
-        .iter()
+    let answers = checked
+        .into_iter()
         .zip(group)
         .zip(stored)
-        .map(|((target, q), stored)| target.map(|_| (stored, q.pings.len() - stored)))
+        .map(|((checked, q), stored)| checked.map(|_| (stored, q.pings.len() - stored)))
         .collect();
     Ok(Written::Committed { answers, touched })
 }

@@ -18,13 +18,15 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use chrono::Duration;
+use homeward_shared::FieldError;
 use homeward_shared::api::LocationPing;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, oneshot};
 use uuid::Uuid;
 
 use crate::Timestamp;
 use crate::auth::AuthUser;
-use crate::clock::to_millis;
+use crate::clock::{CLOCK_SKEW_MINUTES, to_millis};
 use crate::db::{Backend, Db, WriteTx, batch};
 use crate::error::ApiError;
 use crate::escalation::signals;
@@ -66,6 +68,50 @@ impl Turn {
             ),
         }
     }
+}
+
+/// What a request's pings are checked against: its visit, as read where they are written.
+pub struct Visit {
+    pub worker_id: Uuid,
+    pub companion_id: Option<Uuid>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+impl From<&SessionRow> for Visit {
+    fn from(s: &SessionRow) -> Self {
+        Visit {
+            worker_id: s.worker_id,
+            companion_id: s.companion_id,
+            created_at: s.created_at,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+        }
+    }
+}
+
+/// Whether `user` may report these pings for the visit (which they may see): only its worker or
+/// companion do, only once it has started, and only for times within it, give or take the phone's
+/// clock ([`CLOCK_SKEW_MINUTES`]).
+pub fn check_visit(user: &AuthUser, visit: &Visit, pings: &[LocationPing], now: Timestamp) -> Result<(), ApiError> {
+    if visit.worker_id != user.user_id && visit.companion_id != Some(user.user_id) {
+        return Err(ApiError::Forbidden("only the visit's worker and companion report its events"));
+    }
+    let Some(started) = visit.started_at else {
+        return Err(ApiError::conflict("not_started", "location is only recorded while a visit is under way"));
+    };
+    let skew = Duration::minutes(CLOCK_SKEW_MINUTES);
+    for ping in pings {
+        if ping.at < visit.created_at - skew {
+            return Err(FieldError::new("pings.at", format!("{} is before the visit was planned", ping.at)).into());
+        }
+        if ping.at < started - skew || ping.at > visit.ended_at.unwrap_or(now + skew) {
+            let why = format!("{} is outside the visit; location is only kept during it", ping.at);
+            return Err(FieldError::new("pings.at", why).into());
+        }
+    }
+    Ok(())
 }
 
 /// Store a request's pings for `session_id`, each once by its id, and look at them for the signals
@@ -158,6 +204,7 @@ async fn write(
     now: Timestamp,
 ) -> Result<(usize, usize), ApiError> {
     let session = sessions::lock(tx, user, session_id).await?;
+    check_visit(user, &Visit::from(&session), pings, now)?;
     let (stored, duplicates) = insert(tx, &session, user.user_id, pings, now).await?;
     if stored > 0 {
         let signals = tx.signals;
@@ -194,7 +241,7 @@ async fn write_group(db: Db, turn: Turn, group: Vec<Queued>) {
                     db.live.publish(school);
                 }
                 for (q, answer) in group.into_iter().zip(answers) {
-                    let _ = q.reply.send(answer.ok_or(ApiError::NotFound("session")));
+                    let _ = q.reply.send(answer);
                 }
                 return;
             }
@@ -243,8 +290,14 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Option
     // On PostgreSQL a session missing here may only be locked by another transaction: written alone.
     let backend = tx.backend;
     let left_out = |q: &Queued| backend == Backend::Postgres && !found.contains_key(&q.session_id);
-    let targets: Vec<Option<&SessionRow>> =
-        group.iter().map(|q| found.get(&q.session_id).filter(|s| s.visible_to(&q.user))).collect();
+    let checked: Vec<Result<&SessionRow, ApiError>> = group
+        .iter()
+        .map(|q| match found.get(&q.session_id).filter(|s| s.visible_to(&q.user)) {
+            Some(session) => check_visit(&q.user, &Visit::from(session), &q.pings, q.now).map(|()| session),
+            None => Err(ApiError::NotFound("session")),
+        })
+        .collect();
+    let targets: Vec<Option<&SessionRow>> = checked.iter().map(|c| c.as_ref().ok().copied()).collect();
 
     // Each ping once: the first request in the group to carry an id stores it; a later copy, like a
     // ping already stored, is a duplicate.
@@ -279,8 +332,8 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Option
             }
         }
     }
-    let checked: Vec<Uuid> = due.keys().copied().collect();
-    let pending = timers::earliest_pending_for_sessions(tx, TimerKind::SignalCheck, &checked).await?;
+    let due_ids: Vec<Uuid> = due.keys().copied().collect();
+    let pending = timers::earliest_pending_for_sessions(tx, TimerKind::SignalCheck, &due_ids).await?;
     let mut moves = Vec::new();
     let mut to_arm = Vec::new();
     for (id, (at, _, now)) in &due {
@@ -304,12 +357,12 @@ async fn write_together(tx: &mut WriteTx, group: &[Queued]) -> Result<Vec<Option
 
     Ok(group
         .iter()
-        .zip(targets)
+        .zip(checked)
         .zip(stored)
-        .map(|((q, target), stored)| match target {
+        .map(|((q, checked), stored)| match checked {
             _ if left_out(q) => None,
-            Some(_) => Some(Ok((stored, q.pings.len() - stored))),
-            None => Some(Err(ApiError::NotFound("session"))),
+            Ok(_) => Some(Ok((stored, q.pings.len() - stored))),
+            Err(refused) => Some(Err(refused)),
         })
         .collect())
 }
