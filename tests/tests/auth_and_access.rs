@@ -272,6 +272,7 @@ async fn logout_revokes_only_that_token(backend: Backend) {
     let (second, _) =
         app.api.login(&school.staff.user.email, PASSWORD).await.expect("a second sign-in (another phone)");
 
+    let read_inline_before = homeward_server::db::inline_read::served();
     first.logout().await.expect("sign out");
     let err = first.me().await.unwrap_err();
     assert_eq!(status_of(&err), Some(401), "{err}");
@@ -289,6 +290,12 @@ async fn logout_revokes_only_that_token(backend: Backend) {
     assert_eq!(second.me().await.expect("the other token still works").id, school.staff.id());
     second.plan_session(&low_risk_visit()).await.expect("and can still plan a visit");
     school.other_staff.api.me().await.expect("other users are not signed out");
+    if backend == Backend::Sqlite {
+        // The eight requests since signing out each looked their token up on their own thread, and
+        // saw the revocation there (`db::inline_read`), not through the pool.
+        let read_inline = homeward_server::db::inline_read::served() - read_inline_before;
+        assert!(read_inline >= 8, "{read_inline} token lookups on the request's thread");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -18,6 +18,23 @@ use crate::state::AppState;
 /// user id, school id, name, roles, expiry, revocation, active flag.
 type TokenRow = (String, String, String, String, i64, Option<i64>, i64);
 
+const TOKEN_ROW: &str = "select u.user_id, u.school_id, u.name, u.roles, t.expires_at, t.revoked_at, u.active \
+     from access_tokens t join users u on u.user_id = t.user_id where t.token_hash = $1";
+
+/// On SQLite the token is looked up on the calling thread ([`crate::db::inline_read`]): every request
+/// does this, and a hand-off to the pool's thread costs more than the read. `None`: ask the pool.
+fn token_row_inline(state: &AppState, token_hash: &str) -> Option<Option<TokenRow>> {
+    use rusqlite::OptionalExtension;
+    let direct = state.db.direct.as_ref()?;
+    crate::db::inline_read::read(direct.path(), |conn| {
+        conn.prepare_cached(TOKEN_ROW)?
+            .query_row([token_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .optional()
+    })
+}
+
 /// The signed-in user, taken from `Authorization: Bearer <token>`. Every handler that needs a user
 /// takes this, so no endpoint can forget to check.
 #[derive(Debug, Clone)]
@@ -64,13 +81,10 @@ impl FromRequest for AuthUser {
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`"))?;
             let token_hash = token::hash(token.trim());
-            let row: Option<TokenRow> = sqlx::query_as(
-                "select u.user_id, u.school_id, u.name, u.roles, t.expires_at, t.revoked_at, u.active \
-                 from access_tokens t join users u on u.user_id = t.user_id where t.token_hash = $1",
-            )
-            .bind(&token_hash)
-            .fetch_optional(&state.db.pool)
-            .await?;
+            let row = match token_row_inline(&state, &token_hash) {
+                Some(row) => row,
+                None => sqlx::query_as(TOKEN_ROW).bind(&token_hash).fetch_optional(&state.db.pool).await?,
+            };
             let Some((user_id, school_id, name, roles, expires_at, revoked_at, active)) = row else {
                 return Err(ApiError::Unauthorized("the token is not valid"));
             };

@@ -33,6 +33,11 @@ impl Direct {
         Some(Arc::new(Direct { path: path.to_path_buf(), conn: Mutex::new(None), commits: AtomicU64::new(0) }))
     }
 
+    /// The SQLite file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Run `work` on the connection on a blocking thread. Whatever happens, the connection comes back
     /// outside any transaction (rolled back, or closed and opened afresh next time): the same guarantee
     /// as the sqlx writer's release check in [`crate::db::Db::connect`].

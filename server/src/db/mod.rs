@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod direct;
+pub mod inline_read;
 mod migrations;
 pub mod planner_statistics;
 
