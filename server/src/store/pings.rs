@@ -3,7 +3,8 @@
 //! Phones report often, so the pings of requests that arrive together are written in one transaction
 //! (group commit), and every request is answered only once the transaction holding its pings has
 //! committed. The group is written in a few statements (its sessions read at once, its pings inserted
-//! at once, its lost-signal checks moved at once).
+//! at once, its lost-signal checks moved at once). Each request's visit is read there, under the turn
+//! to write, and its pings checked against it ([`check_visit`]): the route reads nothing but the token.
 //!
 //! - On SQLite a group is written in the single writer's turn, after every other write waiting for it,
 //!   and if any of it fails it is undone and written again request by request, each behind its own
