@@ -1,9 +1,9 @@
 //! SQLite reads made on the calling thread, on a read-only connection of that thread's own.
 //!
 //! A read through the pool is handed to the connection's own thread and its rows handed back: two
-//! thread switches, which on a busy two-core machine cost more than a small read itself (about half
-//! the server's time per ping request was spent in the token lookup's hand-off; BENCHMARKS.md). A read
-//! of one row by its key, from pages that are in memory, takes microseconds here instead.
+//! thread switches, which on a busy two-core machine cost more than a small read itself (the two reads
+//! a ping request made through the pool, its token and its visit, took about 40% of the server's time;
+//! BENCHMARKS.md). A read of one row by its key, from pages in memory, takes microseconds here instead.
 //!
 //! Such a read never waits: the connection's busy timeout is zero, and a read that fails for any
 //! reason (the file busy, an I/O error) gives `None`, and the caller reads through the pool as before,
