@@ -14,9 +14,26 @@ pub struct Settings {
     /// Where the SQLite file and generated keys are kept.
     #[arg(long, global = true, env = "HOMEWARD_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// How long a sign-in lasts before the user must sign in again.
-    #[arg(long, global = true, env = "HOMEWARD_TOKEN_TTL_HOURS", default_value_t = 12)]
-    pub token_ttl_hours: i64,
+    /// How long one access token lasts (seconds). The phone renews it with its device sign-in before
+    /// it runs out, so a short life costs nothing and limits what a stolen token can do.
+    #[arg(long, global = true, env = "HOMEWARD_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: i64,
+    /// How long a device stays signed in without being used (days); every renewal starts it again.
+    #[arg(long, global = true, env = "HOMEWARD_DEVICE_SIGN_IN_DAYS", default_value_t = 30)]
+    pub device_sign_in_days: i64,
+    /// Hosts (names or addresses) that push subscriptions may point at although they are not public
+    /// HTTPS addresses, comma-separated, e.g. `127.0.0.1` for a local test push service. Never needed in
+    /// production: a start with it set warns.
+    #[arg(long, global = true, env = "HOMEWARD_PUSH_ALLOW_HOSTS", value_delimiter = ',')]
+    pub push_allow_hosts: Vec<String>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed, as CIDRs
+    /// (`127.0.0.1/32,10.0.0.0/8`). Requests from anywhere else are taken to come from their peer.
+    #[arg(long, global = true, env = "HOMEWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The key that seals the audit log's hash chain, kept outside the database. Default:
+    /// `audit.key` in the data directory, made on first start.
+    #[arg(long, global = true, env = "HOMEWARD_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
     /// How long a leader may own an alert without resolving it before escalation resumes (seconds).
     #[arg(long, global = true, env = "HOMEWARD_OWNERSHIP_TIMEOUT_SECS", default_value_t = 600)]
     pub ownership_timeout_secs: i64,

@@ -138,7 +138,12 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         bind: "127.0.0.1:0".parse().expect("address"),
         database_url: Some(db.url.clone()),
         data_dir: db.data_dir.clone(),
-        token_ttl_hours: 12,
+        access_token_ttl_secs: 900,
+        device_sign_in_days: 30,
+        // The tests' push services run on loopback.
+        push_allow_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+        trusted_proxies: Vec::new(),
+        audit_key_file: None,
         max_body_kb: 256,
         ownership_timeout_secs: 600,
         push_timeout_secs: 5,

@@ -53,7 +53,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
     }
     state.login_limiter.record_success(email.as_ref());
     let token = token::generate();
-    let expires_at = now + Duration::hours(state.settings.token_ttl_hours);
+    let expires_at = now + Duration::seconds(state.settings.access_token_ttl_secs);
     let mut tx = state.db.begin().await?;
     sqlx::query("insert into access_tokens (token_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
         .bind(token::hash(&token))
