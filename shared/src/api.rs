@@ -16,13 +16,45 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// A device sign-in: a short-lived access token for every request, and a refresh credential that
+/// renews it (`POST /api/v1/auth/refresh`) for as long as the device keeps using it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// When `token` stops working; renew before then.
     pub expires_at: DateTime<Utc>,
     pub user: UserView,
+    /// This device's sign-in (what "sign out this device" ends).
+    pub device_id: Uuid,
+    /// Renews the sign-in; used once, then replaced by the one the renewal answers with.
+    pub refresh_token: String,
+    /// When the device sign-in ends unless it is renewed before (every renewal moves it on).
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Renew a device sign-in. `next_refresh_token` is the credential the device will hold after this
+/// renewal, made by the device (at least 32 random characters) and saved before it sends the request: if
+/// the answer is lost, the same request sent again is answered again, while anyone else presenting the
+/// old credential ends the device's sign-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+    pub next_refresh_token: String,
+}
+
+/// One of my signed-in devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceView {
+    pub id: Uuid,
+    pub signed_in_at: DateTime<Utc>,
+    pub last_renewed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Whether this is the device asking.
+    pub current: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,14 +394,36 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// What the check of the audit log found, worst first when more than one applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AuditVerdict {
+    /// Every entry checks out with the key, and the log reaches every signed daily head.
+    Intact,
+    /// An entry was changed or removed: its hash no longer matches its contents or its neighbours.
+    Altered,
+    /// The chain hangs together, but not with the key: someone recomputed the hashes themselves.
+    Rewritten,
+    /// Entries were deleted from the end: a signed daily head names an entry the log no longer has.
+    Truncated,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditChainReport {
+    /// `verdict` is `intact`.
     pub intact: bool,
     pub entries: i64,
-    /// The first entry whose hash does not match its contents or its predecessor.
+    /// The first entry that is wrong or missing.
     pub first_broken_seq: Option<i64>,
+    /// What was found, in words.
     pub message: String,
+    pub verdict: AuditVerdict,
+    /// How many signed daily heads (kept outside the database) the log was checked against.
+    pub signed_heads: i64,
+    /// When the newest of them was signed.
+    pub newest_head_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

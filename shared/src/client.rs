@@ -1,9 +1,12 @@
 //! A typed client for the Homeward API, on `reqwest`. Used by the phone and by the black-box tests; it
 //! decodes the server's error body with the same [`ErrorBody`] type the server writes.
 
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ErrorBody;
@@ -56,25 +59,145 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A device sign-in as the client holds it; the phone saves it so it stays signed in across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignIn {
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    /// When to renew ahead of expiry, by this device's clock (a 401 renews too, whatever the clocks say).
+    #[serde(default)]
+    pub renew_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub device_id: Option<Uuid>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// The refresh token this device proposed in a renewal whose answer has not arrived: it is proposed
+    /// again, so a lost answer never costs the sign-in.
+    #[serde(default)]
+    pub pending_refresh_token: Option<String>,
+}
+
+impl SignIn {
+    /// A bare access token, with no way to renew it.
+    pub fn token_only(access_token: impl Into<String>) -> Self {
+        Self {
+            access_token: access_token.into(),
+            access_expires_at: DateTime::<Utc>::MAX_UTC,
+            renew_at: None,
+            device_id: None,
+            refresh_token: None,
+            refresh_expires_at: None,
+            pending_refresh_token: None,
+        }
+    }
+
+    /// The sign-in a login or a renewal answered with, received `now`.
+    pub fn from_response(response: &LoginResponse, now: DateTime<Utc>) -> Self {
+        Self {
+            access_token: response.token.clone(),
+            access_expires_at: response.expires_at,
+            renew_at: Some(renew_at(now, response.expires_at)),
+            device_id: Some(response.device_id),
+            refresh_token: Some(response.refresh_token.clone()),
+            refresh_expires_at: Some(response.refresh_expires_at),
+            pending_refresh_token: None,
+        }
+    }
+
+    fn can_renew(&self) -> bool {
+        self.refresh_token.is_some()
+    }
+}
+
+/// Renew once three quarters of the token's life (as this device measures it) have passed.
+fn renew_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+    let life = (expires_at - now).clamp(chrono::Duration::zero(), chrono::Duration::days(1));
+    now + life * 3 / 4
+}
+
+/// A new refresh token made on this device: two random (version 4) UUIDs, 244 random bits.
+fn new_refresh_token() -> String {
+    format!("hw1.{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+/// Told of every change to the sign-in (a renewal, a renewal under way), so the device can save it.
+pub type OnSignInChange = Arc<dyn Fn(Option<&SignIn>) + Send + Sync>;
+
+/// The sign-in shared by every clone of one client, so a renewal made for one request serves all.
+#[derive(Default)]
+struct Credentials {
+    sign_in: Mutex<Option<SignIn>>,
+    /// One renewal at a time: two at once would present the same refresh token twice, which the
+    /// server takes for a copied credential.
+    renewing: futures::lock::Mutex<()>,
+    on_change: Mutex<Option<OnSignInChange>>,
+}
+
+impl Credentials {
+    fn with(sign_in: Option<SignIn>) -> Arc<Self> {
+        Arc::new(Self { sign_in: Mutex::new(sign_in), ..Default::default() })
+    }
+
+    fn current(&self) -> Option<SignIn> {
+        self.sign_in.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, sign_in: Option<SignIn>) {
+        *self.sign_in.lock().unwrap_or_else(|e| e.into_inner()) = sign_in.clone();
+        let callback = self.on_change.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(callback) = callback {
+            callback(sign_in.as_ref());
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("signed_in", &self.current().is_some()).finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
-    token: Option<String>,
+    credentials: Arc<Credentials>,
 }
 
 impl ApiClient {
     /// `base` is the server's root, e.g. `http://127.0.0.1:8080`.
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into().trim_end_matches('/').to_string(), http: http_client(), token: None }
+        Self {
+            base: base.into().trim_end_matches('/').to_string(),
+            http: http_client(),
+            credentials: Credentials::with(None),
+        }
     }
 
+    /// This client with a bare access token (no renewal), sharing nothing with `self`'s sign-in.
     pub fn with_token(&self, token: impl Into<String>) -> Self {
-        Self { token: Some(token.into()), ..self.clone() }
+        self.with_sign_in(SignIn::token_only(token))
     }
 
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// This client with a device sign-in of its own, renewed as needed.
+    pub fn with_sign_in(&self, sign_in: SignIn) -> Self {
+        Self { credentials: Credentials::with(Some(sign_in)), ..self.clone() }
+    }
+
+    /// Be told whenever the sign-in changes (to save it on the device).
+    pub fn on_sign_in_change(&self, callback: OnSignInChange) {
+        *self.credentials.on_change.lock().unwrap_or_else(|e| e.into_inner()) = Some(callback);
+    }
+
+    /// The access token sent now.
+    pub fn token(&self) -> Option<String> {
+        self.credentials.current().map(|s| s.access_token)
+    }
+
+    pub fn sign_in(&self) -> Option<SignIn> {
+        self.credentials.current()
     }
 
     pub fn base(&self) -> &str {
@@ -82,15 +205,70 @@ impl ApiClient {
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let builder = self.http.request(method, format!("{}{}", self.base, path));
-        match &self.token {
-            Some(token) => builder.bearer_auth(token),
-            None => builder,
+        self.http.request(method, format!("{}{}", self.base, path))
+    }
+
+    /// Send with the current access token: renewed first when it is due, and once more after a 401
+    /// (then the request is sent again), so a live visit's events never wait for a sign-in while the
+    /// device's sign-in holds.
+    async fn execute(&self, builder: reqwest::RequestBuilder) -> ClientResult<reqwest::Response> {
+        let due = self
+            .credentials
+            .current()
+            .filter(|s| s.can_renew() && s.renew_at.is_none_or(|at| Utc::now() >= at))
+            .map(|s| s.access_token);
+        if let Some(stale) = due {
+            // Best effort: the token may still work, and a 401 below renews again.
+            let _ = self.renew(&stale).await;
+        }
+        let again = builder.try_clone();
+        let sent = self.credentials.current().map(|s| s.access_token);
+        let response = authorised(builder, sent.as_deref()).send().await?;
+        let renewable = self.credentials.current().is_some_and(|s| s.can_renew());
+        match (response.status(), again, sent) {
+            (StatusCode::UNAUTHORIZED, Some(again), Some(sent)) if renewable => {
+                self.renew(&sent).await?;
+                let token = self.credentials.current().map(|s| s.access_token);
+                Ok(authorised(again, token.as_deref()).send().await?)
+            }
+            _ => Ok(response),
         }
     }
 
+    /// Renew the device sign-in, unless another request already replaced `stale`.
+    pub async fn renew(&self, stale: &str) -> ClientResult<()> {
+        let _one_at_a_time = self.credentials.renewing.lock().await;
+        let Some(mut sign_in) = self.credentials.current() else { return Ok(()) };
+        if sign_in.access_token != stale {
+            return Ok(());
+        }
+        let Some(refresh_token) = sign_in.refresh_token.clone() else { return Ok(()) };
+        let next = sign_in.pending_refresh_token.clone().unwrap_or_else(new_refresh_token);
+        if sign_in.pending_refresh_token.is_none() {
+            // Saved before it is sent: if the answer is lost, the same renewal is asked for again.
+            sign_in.pending_refresh_token = Some(next.clone());
+            self.credentials.set(Some(sign_in.clone()));
+        }
+        let body = RefreshRequest { refresh_token, next_refresh_token: next };
+        let response = self.request(Method::POST, "/api/v1/auth/refresh").json(&body).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            let renewed: LoginResponse = response.json().await?;
+            self.credentials.set(Some(SignIn::from_response(&renewed, Utc::now())));
+            return Ok(());
+        }
+        let error = error_from(status, response).await;
+        if status == StatusCode::UNAUTHORIZED {
+            // The device's sign-in is over: only a new sign-in helps now.
+            sign_in.refresh_token = None;
+            sign_in.pending_refresh_token = None;
+            self.credentials.set(Some(sign_in));
+        }
+        Err(error)
+    }
+
     async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> ClientResult<T> {
-        let response = builder.send().await?;
+        let response = self.execute(builder).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response.json().await?);
@@ -99,7 +277,7 @@ impl ApiClient {
     }
 
     async fn send_empty(&self, builder: reqwest::RequestBuilder) -> ClientResult<()> {
-        let response = builder.send().await?;
+        let response = self.execute(builder).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -119,11 +297,29 @@ impl ApiClient {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
-    /// Sign in; the returned client carries the token.
+    /// Sign in; the returned client carries the device sign-in and renews it as needed.
     pub async fn login(&self, email: &str, password: &str) -> ClientResult<(ApiClient, LoginResponse)> {
-        let response: LoginResponse =
-            self.post("/api/v1/auth/login", &LoginRequest { email: email.into(), password: password.into() }).await?;
-        Ok((self.with_token(response.token.clone()), response))
+        let body = LoginRequest { email: email.into(), password: password.into() };
+        let response = self.request(Method::POST, "/api/v1/auth/login").json(&body).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(error_from(status, response).await);
+        }
+        let response: LoginResponse = response.json().await?;
+        Ok((self.with_sign_in(SignIn::from_response(&response, Utc::now())), response))
+    }
+
+    /// Sign out every device of mine.
+    pub async fn logout_everywhere(&self) -> ClientResult<()> {
+        self.send_empty(self.request(Method::POST, "/api/v1/auth/logout-everywhere")).await
+    }
+
+    pub async fn devices(&self) -> ClientResult<Vec<DeviceView>> {
+        self.get("/api/v1/me/devices").await
+    }
+
+    pub async fn sign_out_device(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/v1/me/devices/{id}"))).await
     }
 
     pub async fn logout(&self) -> ClientResult<()> {
@@ -150,10 +346,7 @@ impl ApiClient {
     /// Import staff from CSV text. A refused import comes back as `Err(Ok(ImportErrors))`.
     pub async fn import_staff(&self, csv: &str) -> ClientResult<Result<ImportReport, ImportErrors>> {
         let response = self
-            .request(Method::POST, "/api/v1/users/import")
-            .header("content-type", "text/csv")
-            .body(csv.to_string())
-            .send()
+            .execute(self.request(Method::POST, "/api/v1/users/import").header("content-type", "text/csv").body(csv.to_string()))
             .await?;
         let status = response.status();
         if status.is_success() {
@@ -311,7 +504,7 @@ impl ApiClient {
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn board_events(&self) -> ClientResult<BoardEvents> {
         let response =
-            self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream").send().await?;
+            self.execute(self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream")).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(error_from(status, response).await);
@@ -349,7 +542,7 @@ impl ApiClient {
     /// Sessions planned from `from` to `to` (inclusive, `YYYY-MM-DD`) as CSV text.
     pub async fn export_sessions(&self, from: &str, to: &str) -> ClientResult<String> {
         let response =
-            self.request(Method::GET, &format!("/api/v1/export/sessions?from={from}&to={to}")).send().await?;
+            self.execute(self.request(Method::GET, &format!("/api/v1/export/sessions?from={from}&to={to}"))).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response.text().await?);
@@ -399,7 +592,7 @@ impl ApiClient {
             }
             None => {}
         }
-        let response = builder.send().await?;
+        let response = self.execute(builder).await?;
         let status = response.status();
         let bytes = response.bytes().await?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
@@ -457,6 +650,13 @@ pub enum RawBody {
     Json(serde_json::Value),
     Text { content_type: &'static str, text: String },
     Bytes { content_type: &'static str, bytes: Vec<u8> },
+}
+
+fn authorised(builder: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => builder.bearer_auth(token),
+        None => builder,
+    }
 }
 
 async fn error_from(status: StatusCode, response: reqwest::Response) -> ClientError {

@@ -40,6 +40,7 @@ fn signed_in_staff(school: &homeward_tests::School) -> AuthUser {
         name: school.staff.user.name.clone(),
         roles: vec![Role::Staff],
         token_hash: String::new(),
+        device_id: None,
     }
 }
 

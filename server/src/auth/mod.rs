@@ -1,5 +1,7 @@
 //! Who is calling: passwords, bearer tokens, the signed-in user extractor, and the login rate limit.
 
+pub mod client_address;
+pub mod device;
 pub mod password;
 pub mod rate_limit;
 pub mod token;
@@ -15,11 +17,7 @@ use crate::clock::to_millis;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// user id, school id, name, roles, expiry, revocation, active flag.
-type TokenRow = (String, String, String, String, i64, Option<i64>, i64);
-
-const TOKEN_ROW: &str = "select u.user_id, u.school_id, u.name, u.roles, t.expires_at, t.revoked_at, u.active \
-     from access_tokens t join users u on u.user_id = t.user_id where t.token_hash = $1";
+use crate::store::sign_ins::{TOKEN_ROW, TokenRow};
 
 /// On SQLite the token is looked up on the calling thread ([`crate::db::inline_read`]): every request
 /// does this, and a hand-off to the pool's thread costs more than the read. `None`: ask the pool.
@@ -29,7 +27,7 @@ fn token_row_inline(state: &AppState, token_hash: &str) -> Option<Option<TokenRo
     crate::db::inline_read::read(direct.path(), |conn| {
         conn.prepare_cached(TOKEN_ROW)?
             .query_row([token_hash], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
             })
             .optional()
     })
@@ -44,6 +42,8 @@ pub struct AuthUser {
     pub name: String,
     pub roles: Vec<Role>,
     pub token_hash: String,
+    /// The device sign-in this request's token belongs to (none for tokens made before devices).
+    pub device_id: Option<Uuid>,
 }
 
 impl AuthUser {
@@ -85,14 +85,18 @@ impl FromRequest for AuthUser {
                 Some(row) => row,
                 None => sqlx::query_as(TOKEN_ROW).bind(&token_hash).fetch_optional(&state.db.pool).await?,
             };
-            let Some((user_id, school_id, name, roles, expires_at, revoked_at, active)) = row else {
+            let Some((user_id, school_id, name, roles, expires_at, revoked_at, active, device_id)) = row else {
                 return Err(ApiError::Unauthorized("the token is not valid"));
             };
             if revoked_at.is_some() {
                 return Err(ApiError::Unauthorized("you have signed out; sign in again"));
             }
             if expires_at <= to_millis(state.clock.now()) {
-                return Err(ApiError::Unauthorized("your sign-in has expired; sign in again"));
+                return Err(ApiError::Unauthorized(if device_id.is_some() {
+                    "the access token has expired; renew it with the device's refresh token"
+                } else {
+                    "your sign-in has expired; sign in again"
+                }));
             }
             if active == 0 {
                 return Err(ApiError::Unauthorized("this account has been deactivated"));
@@ -103,6 +107,7 @@ impl FromRequest for AuthUser {
                 name,
                 roles: crate::store::users::decode_roles(&roles),
                 token_hash,
+                device_id: device_id.as_deref().map(parse_id).transpose()?,
             })
         })
     }

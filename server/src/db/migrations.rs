@@ -13,6 +13,8 @@ const SQLITE: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_channels_and_rota.sql")),
     (6, include_str!("../../migrations/sqlite/0006_oversight.sql")),
     (7, include_str!("../../migrations/sqlite/0007_device_order_and_alerted_visits.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_device_sign_ins.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_audit_key.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_foundation.sql")),
@@ -22,6 +24,8 @@ const POSTGRES: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/postgres/0005_channels_and_rota.sql")),
     (6, include_str!("../../migrations/postgres/0006_oversight.sql")),
     (7, include_str!("../../migrations/postgres/0007_device_order_and_alerted_visits.sql")),
+    (8, include_str!("../../migrations/postgres/0008_device_sign_ins.sql")),
+    (9, include_str!("../../migrations/postgres/0009_audit_key.sql")),
 ];
 
 /// Arbitrary but fixed: every server process migrating the same PostgreSQL takes this lock first.

@@ -1,16 +1,28 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Duration;
-use homeward_shared::api::{LoginRequest, LoginResponse, SetPinsRequest, UserView};
+use homeward_shared::api::{DeviceView, LoginRequest, LoginResponse, RefreshRequest, SetPinsRequest, UserView};
 use homeward_shared::{Email, ErrorBody, FieldError};
 
-use crate::auth::{AuthUser, password, token};
-use crate::clock::to_millis;
+use crate::auth::client_address::client_address;
+use crate::auth::device::{self, Issued, Renewal};
+use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::extract::Json;
+use crate::routes::parse_path_id;
 use crate::state::AppState;
-use crate::store::{audit, users};
+use crate::store::{audit, sign_ins, users};
 
-/// Sign in with e-mail and password; returns a bearer token.
+fn login_response(issued: Issued, user: UserView) -> LoginResponse {
+    LoginResponse {
+        token: issued.access_token,
+        expires_at: issued.access_expires_at,
+        user,
+        device_id: issued.device_id,
+        refresh_token: issued.refresh_token,
+        refresh_expires_at: issued.refresh_expires_at,
+    }
+}
+
+/// Sign in with e-mail and password: a new device sign-in (an access token and its refresh token).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
@@ -23,7 +35,8 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
     if body.password.chars().count() > 128 {
         return Err(FieldError::new("password", "a password has at most 128 characters").into());
     }
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address =
+        client_address(&req, &state.settings.trusted_proxies).map(|a| a.to_string()).unwrap_or_default();
     let now = state.clock.now();
     if let Err(wait) = state.login_limiter.check(email.as_ref(), &address, now) {
         let minutes = wait.div_ceil(60);
@@ -52,33 +65,115 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
         return Err(ApiError::Unauthorized("this account has been deactivated"));
     }
     state.login_limiter.record_success(email.as_ref());
-    let token = token::generate();
-    let expires_at = now + Duration::seconds(state.settings.access_token_ttl_secs);
     let mut tx = state.db.begin().await?;
-    sqlx::query("insert into access_tokens (token_hash, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
-        .bind(token::hash(&token))
-        .bind(user_id.to_string())
-        .bind(to_millis(now))
-        .bind(to_millis(expires_at))
-        .execute(tx.conn())
-        .await?;
+    let issued = device::sign_in(&mut tx, &state.settings, user_id, now).await?;
     let user =
         users::get(tx.conn(), user_id).await?.ok_or(ApiError::Unauthorized("the e-mail or password is wrong"))?;
     tx.commit().await?;
-    tracing::info!(user = %user.id, "signed in");
-    Ok(HttpResponse::Ok().json(LoginResponse { token, expires_at, user }))
+    tracing::info!(user = %user.id, device = %issued.device_id, "signed in");
+    Ok(HttpResponse::Ok().json(login_response(issued, user)))
 }
 
-/// Sign out: the token stops working at once.
+/// Renew a device sign-in: a new access token, and the device's next refresh token takes over from the
+/// one sent. Presenting a refresh token that was already replaced (other than the same request sent
+/// again) signs the device out, since someone else may hold a copy.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if body.refresh_token.is_empty() {
+        return Err(FieldError::new("refresh_token", "the refresh token is required").into());
+    }
+    device::parse_next_refresh_token(&body.next_refresh_token, &body.refresh_token)?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    match device::renew(&mut tx, &state.settings, &body.refresh_token, &body.next_refresh_token, now).await? {
+        Renewal::Renewed { issued, user_id } => {
+            let user = users::get(tx.conn(), user_id).await?.ok_or(ApiError::Unauthorized("this account is gone"))?;
+            tx.commit().await?;
+            Ok(HttpResponse::Ok().json(login_response(issued, user)))
+        }
+        Renewal::Refused { why } => {
+            tx.commit().await?;
+            Err(ApiError::Unauthorized(why))
+        }
+    }
+}
+
+/// Sign out this device: its access and refresh tokens stop working at once.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    sqlx::query("update access_tokens set revoked_at = $1 where token_hash = $2")
-        .bind(to_millis(state.clock.now()))
-        .bind(&user.token_hash)
-        .execute(tx.conn())
-        .await?;
+    match user.device_id {
+        Some(device_id) => {
+            sign_ins::revoke_device(&mut tx, device_id, now, "signed out").await?;
+        }
+        None => sign_ins::revoke_access_token(&mut tx, &user.token_hash, now).await?,
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sign out every device of mine (a lost or stolen phone), this one too.
+#[utoipa::path(post, path = "/api/v1/auth/logout-everywhere", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout_everywhere(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let devices = sign_ins::revoke_all_of_user(&mut tx, user.user_id, now, "signed out everywhere").await?;
+    audit::append(
+        &mut tx,
+        audit::Action {
+            school_id: user.school_id,
+            actor_id: Some(user.user_id),
+            action: "auth.signed_out_everywhere",
+            subject: format!("user:{}", user.user_id),
+            detail: format!("{devices} device(s) signed out"),
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// My signed-in devices.
+#[utoipa::path(get, path = "/api/v1/me/devices", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = [DeviceView]), (status = 401, body = ErrorBody)))]
+pub async fn devices(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let devices = sign_ins::live_devices(&state.db.pool, user.user_id, state.clock.now()).await?;
+    let views: Vec<DeviceView> = devices
+        .into_iter()
+        .map(|d| DeviceView {
+            id: d.id,
+            signed_in_at: d.created_at,
+            last_renewed_at: d.last_renewed_at,
+            expires_at: d.expires_at,
+            current: user.device_id == Some(d.id),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Sign out one of my devices.
+#[utoipa::path(delete, path = "/api/v1/me/devices/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sign_out_device(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let device_id = parse_path_id(&path)?;
+    let now = state.clock.now();
+    let mine = sign_ins::live_devices(&state.db.pool, user.user_id, now).await?.iter().any(|d| d.id == device_id);
+    if !mine {
+        return Err(ApiError::NotFound("device"));
+    }
+    let mut tx = state.db.begin().await?;
+    sign_ins::revoke_device(&mut tx, device_id, now, "signed out from another device").await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -71,13 +71,10 @@ impl Watch {
         Some(built.frame_for(&self.user))
     }
 }
-/// A stream outlives the request that opened it: stop when the token is signed out, expires, or the
-/// account is deactivated.
+/// A stream outlives the request that opened it: stop when the device is signed out or its sign-in
+/// lapses (its access tokens are renewed meanwhile), or the account is deactivated.
 async fn still_signed_in(state: &AppState, user: &AuthUser) -> bool {
-    let row: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(
-        "select 1 from access_tokens t join users u on u.user_id = t.user_id \
-         where t.token_hash = $1 and t.revoked_at is null and t.expires_at > $2 and u.active = 1",
-    )
+    let row: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(crate::store::sign_ins::STILL_SIGNED_IN)
     .bind(&user.token_hash)
     .bind(to_millis(state.clock.now()))
     .fetch_optional(&state.db.pool)

@@ -13,5 +13,6 @@ pub mod reviews;
 pub mod rota;
 pub mod schools;
 pub mod sessions;
+pub mod sign_ins;
 pub mod signal_map;
 pub mod users;
