@@ -9,7 +9,7 @@ use homeward_shared::api::{
     NoSignalMarkRequest, PlanSessionRequest, PushStatus, PushSubscriptionRequest, PushSubscriptionView,
     ResolveAlertRequest, ReviewItem, SessionView, SignalMap, UpdateUserRequest, UserView,
 };
-use homeward_shared::client::{ApiClient, ClientError};
+use homeward_shared::client::{ApiClient, ClientError, OnSignInChange, SignIn};
 use uuid::Uuid;
 
 use crate::queue::{Batch, SendResult, Sender};
@@ -202,6 +202,118 @@ mod tests {
                 assert_eq!(batch.events, events, "the same batch, with the same client ids, both times");
             }
         }
+
+        fn renewed_answer(session: &homeward_shared::api::SessionView) -> String {
+            serde_json::json!({
+                "token": "renewed-access-token",
+                "expires_at": "2099-01-01T00:00:00Z",
+                "device_id": "00000000-0000-0000-0000-0000000000d1",
+                "refresh_token": "ignored: the device keeps the one it proposed",
+                "refresh_expires_at": "2099-02-01T00:00:00Z",
+                "user": {
+                    "id": session.worker_id, "school_id": session.school_id, "school_name": "Demo School",
+                    "email": "dana@school.test", "name": "Dana", "roles": ["staff"], "line_manager_id": null,
+                    "active": true, "has_pin": false
+                }
+            })
+            .to_string()
+        }
+
+        fn device_sign_in(renew_at: chrono::DateTime<chrono::Utc>) -> homeward_shared::client::SignIn {
+            homeward_shared::client::SignIn {
+                access_token: "first-access-token".into(),
+                access_expires_at: renew_at + chrono::Duration::minutes(5),
+                renew_at: Some(renew_at),
+                device_id: Some(Uuid::from_u128(0xd1)),
+                refresh_token: Some("first-refresh-token".into()),
+                refresh_expires_at: Some(renew_at + chrono::Duration::days(30)),
+                pending_refresh_token: None,
+            }
+        }
+
+        /// Sends the queue through a server that answers `answers`; returns the requests it took and the
+        /// sign-ins the client reported.
+        async fn flush_through(
+            answers: Vec<(u16, String)>,
+            sign_in: homeward_shared::client::SignIn,
+            events: &[ClientEvent],
+            session: &homeward_shared::api::SessionView,
+        ) -> (Vec<(String, String)>, Vec<homeward_shared::client::SignIn>, crate::queue::FlushReport) {
+            let (base, requests) = scripted_server(answers);
+            let cell = Saved { queue: RefCell::new(Queue::default()), storage: MemoryStorage::default() };
+            for event in events {
+                cell.update(|q| q.push(Queued::Event { session_id: session.id, event: event.clone() }));
+            }
+            let changes = Arc::new(Mutex::new(Vec::new()));
+            let seen = changes.clone();
+            let api = Api::signed_in(
+                &base,
+                sign_in,
+                Arc::new(move |s: Option<&homeward_shared::client::SignIn>| {
+                    seen.lock().unwrap().extend(s.cloned());
+                }),
+            );
+            let report = flush(&cell, &api, |_| {}).await;
+            assert!(Queue::load(&cell.storage).is_empty(), "everything was confirmed and left the queue");
+            let requests = requests.lock().unwrap().clone();
+            let changes = changes.lock().unwrap().clone();
+            (requests, changes, report)
+        }
+
+        fn check_ins(session: &homeward_shared::api::SessionView) -> (Vec<ClientEvent>, String) {
+            let events: Vec<ClientEvent> = (1..=3u8)
+                .map(|n| ClientEvent {
+                    id: Uuid::from_u128(u128::from(n)),
+                    at: t(i64::from(n)),
+                    kind: ClientEventKind::CheckIn,
+                })
+                .collect();
+            let ids = events.iter().map(|e| e.id).collect();
+            let accepted = EventBatchResponse { applied: ids, duplicates: vec![], session: session.clone() };
+            (events, serde_json::to_string(&accepted).unwrap())
+        }
+
+        /// The access token ran out during a visit: the server's 401 is answered by renewing the device
+        /// sign-in, and the same batch goes again, once, in order, with nobody asked to sign in.
+        #[tokio::test]
+        async fn a_401_renews_the_sign_in_and_sends_the_same_batch_once() {
+            let session = active_view(None);
+            let (events, accepted) = check_ins(&session);
+            let expired = serde_json::json!({"code": "unauthorized", "message": "the access token has expired"});
+            let answers = vec![(401, expired.to_string()), (200, renewed_answer(&session)), (200, accepted)];
+            let later = chrono::Utc::now() + chrono::Duration::hours(1);
+            let (requests, changes, report) = flush_through(answers, device_sign_in(later), &events, &session).await;
+            assert_eq!((report.end, report.confirmed), (FlushEnd::Drained, 3));
+            let paths: Vec<&str> = requests.iter().map(|(p, _)| p.as_str()).collect();
+            let events_path = format!("/api/v1/sessions/{}/events", session.id);
+            assert_eq!(paths, [events_path.as_str(), "/api/v1/auth/refresh", events_path.as_str()]);
+            for (_, body) in [&requests[0], &requests[2]] {
+                let batch: EventBatch = serde_json::from_str(body).unwrap();
+                assert_eq!(batch.events, events, "the same batch, same ids, same order");
+            }
+            let renewal: homeward_shared::api::RefreshRequest = serde_json::from_str(&requests[1].1).unwrap();
+            assert_eq!(renewal.refresh_token, "first-refresh-token");
+            // The proposed token was saved before the renewal was sent, then became the device's own.
+            assert_eq!(changes.len(), 2, "{changes:?}");
+            assert_eq!(changes[0].pending_refresh_token.as_deref(), Some(renewal.next_refresh_token.as_str()));
+            assert_eq!(changes[1].refresh_token.as_deref(), Some(renewal.next_refresh_token.as_str()));
+            assert_eq!(changes[1].access_token, "renewed-access-token");
+            assert_eq!(changes[1].pending_refresh_token, None);
+        }
+
+        /// Due for renewal by its own clock, the phone renews before it sends, so the events go once.
+        #[tokio::test]
+        async fn a_sign_in_due_for_renewal_is_renewed_before_the_queue_is_sent() {
+            let session = active_view(None);
+            let (events, accepted) = check_ins(&session);
+            let answers = vec![(200, renewed_answer(&session)), (200, accepted)];
+            let due = chrono::Utc::now() - chrono::Duration::seconds(1);
+            let (requests, changes, report) = flush_through(answers, device_sign_in(due), &events, &session).await;
+            assert_eq!((report.end, report.confirmed), (FlushEnd::Drained, 3));
+            let paths: Vec<&str> = requests.iter().map(|(p, _)| p.as_str()).collect();
+            assert_eq!(paths, ["/api/v1/auth/refresh".to_string(), format!("/api/v1/sessions/{}/events", session.id)]);
+            assert_eq!(changes.last().map(|s| s.access_token.as_str()), Some("renewed-access-token"));
+        }
     }
 }
 
@@ -237,6 +349,13 @@ impl Api {
                 None => client,
             },
         }
+    }
+
+    /// The client of a signed-in device: renews its sign-in as needed and tells `on_change`.
+    pub fn signed_in(base: &str, sign_in: SignIn, on_change: OnSignInChange) -> Self {
+        let client = ApiClient::new(base).with_sign_in(sign_in);
+        client.on_sign_in_change(on_change);
+        Self { client }
     }
 
     pub async fn login(&self, email: &str, password: &str) -> ApiResult<LoginResponse> {
@@ -461,15 +580,41 @@ impl Sender for Api {
 /// Reading the board's Server-Sent Events.
 #[cfg(not(target_arch = "wasm32"))]
 mod board_stream {
+    use homeward_shared::ErrorBody;
     use homeward_shared::api::BoardView;
-    use homeward_shared::client::ApiClient;
+    use homeward_shared::client::{ApiClient, ClientError, parse_board_event};
 
     use super::ApiResult;
 
+    /// The stream is kept as bytes and cut into events at their blank line before any is decoded, as
+    /// the web client does: a network chunk can end inside a character (an "é" in a worker's name), and
+    /// decoding each chunk on its own would turn both halves into replacement characters.
     pub async fn watch(client: &ApiClient, mut on_board: impl FnMut(BoardView)) -> ApiResult<()> {
-        let mut events = client.board_events().await?;
-        while let Some(board) = events.next().await? {
-            on_board(board);
+        let mut request = reqwest::Client::new()
+            .get(format!("{}/api/v1/board/events", client.base()))
+            .header("accept", "text/event-stream");
+        if let Some(token) = client.token() {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.map_err(ClientError::from)?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+                code: "unexpected_response".into(),
+                message: format!("HTTP {status}: {text}"),
+            });
+            return Err(ClientError::Api { status, body }.into());
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(ClientError::from)? {
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                if let Some(board) = parse_board_event(&String::from_utf8_lossy(&event)) {
+                    on_board(board);
+                }
+            }
         }
         Ok(())
     }
@@ -506,7 +651,8 @@ mod board_stream {
         init.set_signal(Some(&abort.0.signal()));
         let headers = web_sys::Headers::new().map_err(|e| offline("headers", e))?;
         let _ = headers.set("accept", "text/event-stream");
-        if let Some(token) = client.token() {
+        let token = client.fresh_token().await;
+        if let Some(token) = &token {
             let _ = headers.set("authorization", &format!("Bearer {token}"));
         }
         init.set_headers(&headers);
@@ -527,6 +673,15 @@ mod board_stream {
                     code: "unexpected_response".into(),
                     message: format!("HTTP {status}"),
                 });
+            if let (401, Some(stale)) = (status, &token)
+                && client.can_renew()
+            {
+                // The token ran out: renew the device sign-in and let the caller reconnect at once.
+                return match client.renew(stale).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+            }
             return Err(match status {
                 401 => ApiError::SignedOut(body.message),
                 408 | 429 | 500..=599 => ApiError::Unavailable(body.message),
@@ -551,6 +706,106 @@ mod board_stream {
                     on_board(board);
                 }
             }
+        }
+    }
+}
+
+/// The native board stream against a real socket whose chunks end inside characters.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod board_stream_chunks {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use homeward_shared::api::{BoardEntry, BoardView};
+    use homeward_shared::client::ApiClient;
+    use homeward_shared::session::SessionStatus;
+    use uuid::Uuid;
+
+    use crate::projection::tests::t;
+
+    fn board() -> BoardView {
+        BoardView {
+            generated_at: t(0),
+            map_tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
+            sessions: vec![BoardEntry {
+                session_id: Uuid::from_u128(1),
+                worker_id: Uuid::from_u128(2),
+                worker_name: "Zoë Brontë-Ćwik".into(),
+                kind: "home_visit".into(),
+                sub_kind: Some("procedural".into()),
+                address: "3 Lantern Court — Harbourside".into(),
+                status: SessionStatus::Active,
+                alarm: None,
+                deadline: Some(t(30)),
+                seconds_to_deadline: None,
+                started_at: Some(t(0)),
+                last_position: None,
+                battery_percent: None,
+                alerts: vec![],
+            }],
+        }
+    }
+
+    /// An HTTP server on a real socket that answers the board's stream request with `chunks`, each
+    /// sent as its own HTTP chunk a moment after the last, then ends the stream.
+    fn stream_server(chunks: Vec<Vec<u8>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            assert!(request_line.starts_with("GET /api/v1/board/events "), "{request_line}");
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header == "\r\n" {
+                    break;
+                }
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                .unwrap();
+            for chunk in chunks {
+                stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+                stream.write_all(&chunk).unwrap();
+                stream.write_all(b"\r\n").unwrap();
+                stream.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stream.write_all(b"0\r\n\r\n").unwrap();
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_character_split_across_chunks_arrives_whole() {
+        let expected = board();
+        let mut event =
+            format!(": keep-alive\n\nevent: board\ndata: {}\n\n", serde_json::to_string(&expected).unwrap())
+                .into_bytes();
+        // A second board in the same stream, so the cut after the first is tested too.
+        event.extend_from_within(..);
+        // Cut inside "ë" (two bytes) and inside "—" (three bytes, after its first).
+        let in_e = event.windows(2).position(|w| w == "ë".as_bytes()).unwrap() + 1;
+        let in_dash = event.windows(3).position(|w| w == "—".as_bytes()).unwrap() + 1;
+        let chunks = vec![event[..in_e].to_vec(), event[in_e..in_dash].to_vec(), event[in_dash..].to_vec()];
+        let base = stream_server(chunks);
+
+        let mut boards = Vec::new();
+        let client = ApiClient::new(&base).with_token("a-token");
+        tokio::time::timeout(Duration::from_secs(30), super::board_stream::watch(&client, |b| boards.push(b)))
+            .await
+            .expect("the stream ends")
+            .expect("the stream is read");
+        assert_eq!(boards.len(), 2, "{boards:#?}");
+        for board in &boards {
+            assert_eq!(board.sessions[0].worker_name, "Zoë Brontë-Ćwik");
+            assert_eq!(board.sessions[0].address, "3 Lantern Court — Harbourside");
+            assert_eq!(board, &expected);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use dioxus::prelude::*;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use homeward_shared::api::{ClientEvent, ClientEventKind, LocationPing, LoginResponse, SessionView, UserView};
+use homeward_shared::client::SignIn;
 use homeward_shared::{Role, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,21 +20,27 @@ use crate::queue::{Queue, QueueCell, Queued};
 pub const AUTH_KEY: &str = "homeward.auth";
 pub const SESSIONS_KEY: &str = "homeward.sessions";
 
-/// The signed-in user and their token, kept across restarts.
+/// The signed-in user and their device sign-in, kept across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Auth {
-    pub token: String,
-    pub expires_at: Timestamp,
+    #[serde(flatten)]
+    pub sign_in: SignIn,
     pub user: UserView,
 }
 
 impl From<LoginResponse> for Auth {
     fn from(r: LoginResponse) -> Self {
-        Self { token: r.token, expires_at: r.expires_at, user: r.user }
+        Self { sign_in: SignIn::from_response(&r, chrono::Utc::now()), user: r.user }
     }
 }
 
 impl Auth {
+    /// Whether the sign-in still holds: its access token, or the device sign-in that renews it.
+    pub fn usable(&self, now: Timestamp) -> bool {
+        self.sign_in.access_expires_at > now
+            || (self.sign_in.refresh_token.is_some() && self.sign_in.refresh_expires_at.is_some_and(|at| at > now))
+    }
+
     pub fn is_leader(&self) -> bool {
         self.user.roles.iter().any(|r| matches!(r, Role::Leader | Role::Dsl))
     }
@@ -103,6 +110,8 @@ pub struct SyncStatus {
 pub enum Action {
     SignedIn(Auth),
     UserRefreshed(UserView),
+    /// The device sign-in was renewed (or a renewal is under way): saved so a restart keeps it.
+    Renewed(SignIn),
     /// The worker signed out; `discard_queue` only when they chose to drop what was not sent.
     SignedOut {
         discard_queue: bool,
@@ -134,6 +143,11 @@ pub struct AppState {
     platform: CopyValue<Platform>,
     wake: CopyValue<UnboundedSender<()>>,
     wake_receiver: CopyValue<Option<UnboundedReceiver<()>>>,
+    /// The one API client of the signed-in device, shared by every request so that one renewal of
+    /// the sign-in serves them all.
+    api: CopyValue<Api>,
+    renewals: CopyValue<UnboundedSender<SignIn>>,
+    renewals_receiver: CopyValue<Option<UnboundedReceiver<SignIn>>>,
     pub auth: Signal<Option<Auth>>,
     /// A message for the worker that is not tied to one screen (sign-in expired, storage failing).
     pub notice: Signal<Option<String>>,
@@ -159,17 +173,22 @@ impl AppState {
     pub fn load(platform: Platform) -> Self {
         let storage = platform.storage.as_ref();
         let now = chrono::Utc::now();
-        let auth: Option<Auth> = load::<Auth>(storage, AUTH_KEY).filter(|a| a.expires_at > now);
+        let auth: Option<Auth> = load::<Auth>(storage, AUTH_KEY).filter(|a| a.usable(now));
         let sessions: SessionCache =
             if auth.is_some() { load(storage, SESSIONS_KEY).unwrap_or_default() } else { SessionCache::default() };
         let queue = Queue::load(storage);
         let online = platform.network.online();
         let notice = platform.storage_warning.clone();
         let (wake, wake_receiver) = unbounded();
+        let (renewals, renewals_receiver) = unbounded();
+        let api = signed_in_api(&platform.api_base, auth.as_ref(), &renewals);
         Self {
             platform: CopyValue::new(platform),
             wake: CopyValue::new(wake),
             wake_receiver: CopyValue::new(Some(wake_receiver)),
+            api: CopyValue::new(api),
+            renewals: CopyValue::new(renewals),
+            renewals_receiver: CopyValue::new(Some(renewals_receiver)),
             auth: Signal::new(auth),
             notice: Signal::new(notice),
             connection: Signal::new(if online { Connection::Online } else { Connection::Offline }),
@@ -199,8 +218,18 @@ impl AppState {
 
     /// The API as the signed-in user (or anonymous).
     pub fn api(&self) -> Api {
-        let token = self.auth.peek().as_ref().map(|a| a.token.clone());
-        Api::new(&self.platform.read().api_base, token.as_deref())
+        self.api.read().clone()
+    }
+
+    /// Renewals of the sign-in, to be saved (taken once, by the sync loop).
+    pub fn take_renewals(&mut self) -> Option<UnboundedReceiver<SignIn>> {
+        self.renewals_receiver.write().take()
+    }
+
+    /// A new client for whoever is signed in now.
+    fn rebuild_api(&mut self) {
+        let api = signed_in_api(&self.platform.read().api_base, self.auth.peek().as_ref(), &self.renewals.read());
+        self.api.set(api);
     }
 
     /// Ask the sender to try the queue now.
@@ -287,6 +316,7 @@ impl AppState {
                     self.save_sessions();
                 }
                 self.auth.set(Some(auth));
+                self.rebuild_api();
                 self.notice.set(self.platform.read().storage_warning.clone());
                 self.save_auth();
                 self.wake_sync();
@@ -297,8 +327,19 @@ impl AppState {
                 }
                 self.save_auth();
             }
+            Action::Renewed(sign_in) => {
+                // Only for the device still signed in (a renewal can finish after a sign-out).
+                let current = self.auth.peek().as_ref().map(|a| a.sign_in.device_id);
+                if current.is_some() && current == Some(sign_in.device_id) {
+                    if let Some(auth) = self.auth.write().as_mut() {
+                        auth.sign_in = sign_in;
+                    }
+                    self.save_auth();
+                }
+            }
             Action::SignedOut { discard_queue } => {
                 self.auth.set(None);
+                self.rebuild_api();
                 self.sessions.set(SessionCache::default());
                 if discard_queue {
                     self.queue.write().clear();
@@ -310,6 +351,7 @@ impl AppState {
             }
             Action::SignInExpired => {
                 self.auth.set(None);
+                self.rebuild_api();
                 self.save_auth();
                 let waiting = self.queue.peek().len();
                 self.notice.set(Some(if waiting > 0 {
@@ -408,4 +450,23 @@ impl QueueCell for AppState {
 /// The app state from context.
 pub fn use_app() -> AppState {
     use_context::<AppState>()
+}
+
+/// The API client for `auth`, telling `renewals` of every change to its sign-in.
+fn signed_in_api(base: &str, auth: Option<&Auth>, renewals: &UnboundedSender<SignIn>) -> Api {
+    match auth {
+        Some(auth) => {
+            let renewals = renewals.clone();
+            Api::signed_in(
+                base,
+                auth.sign_in.clone(),
+                std::sync::Arc::new(move |sign_in: Option<&SignIn>| {
+                    if let Some(sign_in) = sign_in {
+                        let _ = renewals.unbounded_send(sign_in.clone());
+                    }
+                }),
+            )
+        }
+        None => Api::new(base, None),
+    }
 }

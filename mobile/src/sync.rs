@@ -39,6 +39,16 @@ pub fn use_sync(state: AppState) {
 
     use_future(move || async move {
         let mut state = state;
+        // The sign-in renews itself inside the API client; each renewal is saved on the device here.
+        if let Some(mut renewals) = state.take_renewals() {
+            while let Some(sign_in) = renewals.next().await {
+                state.dispatch(Action::Renewed(sign_in));
+            }
+        }
+    });
+
+    use_future(move || async move {
+        let mut state = state;
         refresh_user(&mut state).await;
         if let Some(wake) = state.take_wake_receiver() {
             send_forever(state, wake).await;

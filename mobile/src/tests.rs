@@ -605,8 +605,10 @@ fn signed_in_storage(sessions: SessionCache, queue: Queue) -> Rc<MemoryStorage> 
     let storage = Rc::new(MemoryStorage::default());
     let view = planned_view(None);
     let auth = Auth {
-        token: "token".into(),
-        expires_at: chrono::Utc::now() + Duration::hours(1),
+        sign_in: homeward_shared::client::SignIn {
+            access_expires_at: chrono::Utc::now() + Duration::hours(1),
+            ..homeward_shared::client::SignIn::token_only("token")
+        },
         user: homeward_shared::api::UserView {
             id: view.worker_id,
             school_id: view.school_id,

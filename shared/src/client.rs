@@ -62,7 +62,10 @@ fn http_client() -> reqwest::Client {
 /// A device sign-in as the client holds it; the phone saves it so it stays signed in across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignIn {
+    /// (`token` and `expires_at` as saved before device sign-ins.)
+    #[serde(alias = "token")]
     pub access_token: String,
+    #[serde(alias = "expires_at")]
     pub access_expires_at: DateTime<Utc>,
     /// When to renew ahead of expiry, by this device's clock (a 401 renews too, whatever the clocks say).
     #[serde(default)]
@@ -208,25 +211,35 @@ impl ApiClient {
         self.http.request(method, format!("{}{}", self.base, path))
     }
 
-    /// Send with the current access token: renewed first when it is due, and once more after a 401
-    /// (then the request is sent again), so a live visit's events never wait for a sign-in while the
-    /// device's sign-in holds.
-    async fn execute(&self, builder: reqwest::RequestBuilder) -> ClientResult<reqwest::Response> {
+    /// The access token to send now, renewed first when it is due (for requests made outside this
+    /// client, such as the web's `fetch` of the board stream). Renewal is best effort here: a 401 from
+    /// the request is answered by [`ApiClient::renew`].
+    pub async fn fresh_token(&self) -> Option<String> {
         let due = self
             .credentials
             .current()
             .filter(|s| s.can_renew() && s.renew_at.is_none_or(|at| Utc::now() >= at))
             .map(|s| s.access_token);
         if let Some(stale) = due {
-            // Best effort: the token may still work, and a 401 below renews again.
             let _ = self.renew(&stale).await;
         }
+        self.token()
+    }
+
+    /// Whether a refused token can be renewed (the device sign-in has not ended).
+    pub fn can_renew(&self) -> bool {
+        self.credentials.current().is_some_and(|s| s.can_renew())
+    }
+
+    /// Send with the current access token: renewed first when it is due, and once more after a 401
+    /// (then the request is sent again), so a live visit's events never wait for a sign-in while the
+    /// device's sign-in holds.
+    async fn execute(&self, builder: reqwest::RequestBuilder) -> ClientResult<reqwest::Response> {
         let again = builder.try_clone();
-        let sent = self.credentials.current().map(|s| s.access_token);
+        let sent = self.fresh_token().await;
         let response = authorised(builder, sent.as_deref()).send().await?;
-        let renewable = self.credentials.current().is_some_and(|s| s.can_renew());
         match (response.status(), again, sent) {
-            (StatusCode::UNAUTHORIZED, Some(again), Some(sent)) if renewable => {
+            (StatusCode::UNAUTHORIZED, Some(again), Some(sent)) if self.can_renew() => {
                 self.renew(&sent).await?;
                 let token = self.credentials.current().map(|s| s.access_token);
                 Ok(authorised(again, token.as_deref()).send().await?)
@@ -249,12 +262,14 @@ impl ApiClient {
             sign_in.pending_refresh_token = Some(next.clone());
             self.credentials.set(Some(sign_in.clone()));
         }
-        let body = RefreshRequest { refresh_token, next_refresh_token: next };
+        let body = RefreshRequest { refresh_token, next_refresh_token: next.clone() };
         let response = self.request(Method::POST, "/api/v1/auth/refresh").json(&body).send().await?;
         let status = response.status();
         if status.is_success() {
             let renewed: LoginResponse = response.json().await?;
-            self.credentials.set(Some(SignIn::from_response(&renewed, Utc::now())));
+            // The server keeps only the hash of the token this device proposed: that is the one to hold.
+            let renewed = SignIn { refresh_token: Some(next), ..SignIn::from_response(&renewed, Utc::now()) };
+            self.credentials.set(Some(renewed));
             return Ok(());
         }
         let error = error_from(status, response).await;
