@@ -366,6 +366,11 @@ impl Api {
         Ok(self.client.logout().await?)
     }
 
+    /// Sign out every device of mine.
+    pub async fn logout_everywhere(&self) -> ApiResult<()> {
+        Ok(self.client.logout_everywhere().await?)
+    }
+
     pub async fn me(&self) -> ApiResult<UserView> {
         Ok(self.client.me().await?)
     }

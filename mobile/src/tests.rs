@@ -512,6 +512,7 @@ fn settings(checks: Option<Vec<Check>>, confirm_sign_out: bool) -> String {
                 on_enable: |_| {},
                 on_self_test: |_| {},
                 on_sign_out: |_| {},
+                on_sign_out_everywhere: |_| {},
                 on_keep_signed_in: |_| {},
             }
         }
@@ -521,7 +522,13 @@ fn settings(checks: Option<Vec<Check>>, confirm_sign_out: bool) -> String {
 #[test]
 fn settings_before_the_self_test() {
     let html = settings(None, false);
-    for testid in ["enable-notifications", "run-self-test", "sign-out", "notifications-status"] {
+    for testid in [
+        "enable-notifications",
+        "run-self-test",
+        "sign-out",
+        "sign-out-everywhere",
+        "notifications-status",
+    ] {
         assert!(html.contains(&format!(r#"data-testid="{testid}""#)), "{testid} in {html}");
     }
     assert!(!html.contains("check-server"));

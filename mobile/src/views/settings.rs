@@ -163,6 +163,20 @@ pub fn Settings() -> Element {
                 state.dispatch(Action::SignedOut { discard_queue: waiting > 0 });
                 navigator().replace(Route::SignIn {});
             },
+            on_sign_out_everywhere: move |_| {
+                let waiting = state.queue.peek().len();
+                if waiting > 0 && !confirm_sign_out() {
+                    confirm_sign_out.set(true);
+                    return;
+                }
+                let api = state.api();
+                // A lost or stolen phone: every device of mine stops, this one too.
+                spawn(async move {
+                    let _ = api.logout_everywhere().await;
+                });
+                state.dispatch(Action::SignedOut { discard_queue: waiting > 0 });
+                navigator().replace(Route::SignIn {});
+            },
             on_keep_signed_in: move |_| confirm_sign_out.set(false),
         }
     }
@@ -183,6 +197,7 @@ pub fn SettingsScreen(
     on_enable: EventHandler<()>,
     on_self_test: EventHandler<()>,
     on_sign_out: EventHandler<()>,
+    on_sign_out_everywhere: EventHandler<()>,
     on_keep_signed_in: EventHandler<()>,
 ) -> Element {
     rsx! {
@@ -264,6 +279,15 @@ pub fn SettingsScreen(
                     } else {
                         "Sign out"
                     }
+                }
+                p { class: "field-hint",
+                    "This device stays signed in while you use it, through any visit. Lost a phone? Sign out everywhere."
+                }
+                button {
+                    class: "button big",
+                    "data-testid": "sign-out-everywhere",
+                    onclick: move |_| on_sign_out_everywhere.call(()),
+                    "Sign out on every device"
                 }
             }
             NavLink { to: Route::Today {}, class: "link", "← Today" }
