@@ -7,7 +7,7 @@ use chrono::Duration;
 use dioxus::prelude::*;
 use homeward_shared::api::{
     AlertKind, AlertMessage, AlertResolution, AlertStatus, AlertView, ApprovalRules, AuditChainReport, AuditEntry,
-    BoardAlert, BoardEntry, BoardPosition, BoardView, DurationFigures, EscalationPlanView, ImportErrors,
+    AuditVerdict, BoardAlert, BoardEntry, BoardPosition, BoardView, DurationFigures, EscalationPlanView, ImportErrors,
     MessageDirection, MonthlyFigures, NamedCount, ReviewItem, ReviewKind, RowError, SignalCell, SignalMap, UserView,
 };
 use homeward_shared::session::{ApprovalStatus, SessionStatus};
@@ -479,6 +479,9 @@ fn audit_says_plainly_intact_or_broken() {
         entries: 2,
         first_broken_seq: None,
         message: "the audit log is intact: all 2 entries check out".into(),
+        verdict: AuditVerdict::Intact,
+        signed_heads: 0,
+        newest_head_at: None,
     };
     let html = render(
         move || rsx! { AuditScreen { report: Some(Ok(intact.clone())), entries: Some(Ok(vec![entry_at(1), entry_at(2)])), on_check: |_| {} } },
@@ -491,13 +494,36 @@ fn audit_says_plainly_intact_or_broken() {
         entries: 2,
         first_broken_seq: Some(2),
         message: "entry 2 has been altered since it was written".into(),
+        verdict: AuditVerdict::Altered,
+        signed_heads: 1,
+        newest_head_at: None,
     };
     let html =
         render(move || rsx! { AuditScreen { report: Some(Ok(broken.clone())), entries: None, on_check: |_| {} } });
     assert!(html.contains(r#"data-intact="false""#), "{html}");
-    assert!(html.contains("BROKEN"));
+    assert!(html.contains("BROKEN: the log has been altered."));
     assert!(html.contains("first bad entry: 2"));
     assert!(html.contains("banner bad"));
+    for (verdict, words) in [
+        (AuditVerdict::Rewritten, "BROKEN: the log was rewritten"),
+        (AuditVerdict::Truncated, "BROKEN: entries were deleted from the end of the log"),
+    ] {
+        let report = AuditChainReport {
+            intact: false,
+            entries: 2,
+            first_broken_seq: Some(1),
+            message: "what was found".into(),
+            verdict,
+            signed_heads: 1,
+            newest_head_at: None,
+        };
+        let html =
+            render(move || rsx! { AuditScreen { report: Some(Ok(report.clone())), entries: None, on_check: |_| {} } });
+        assert!(
+            html.contains(words) && html.contains("banner bad") && html.contains(r#"data-intact="false""#),
+            "{html}"
+        );
+    }
     let html = render(|| rsx! { AuditScreen { report: None, entries: None, on_check: |_| {} } });
     assert!(html.contains("Checking the audit log"));
 }

@@ -127,7 +127,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// State for admin commands that do not serve HTTP.
 async fn offline_state(settings: Settings) -> anyhow::Result<AppState> {
-    let db = Db::connect(&settings.database_url()?).await?;
+    let audit_key = crate::store::audit::AuditKey::for_settings(&settings)?;
+    let db = Db::connect(&settings.database_url()?, audit_key).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(AppState {
         db,

@@ -60,7 +60,8 @@ impl Application {
 
     /// Connect (and migrate) the database, bind the address (port 0 picks a free one) and prepare the server.
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let mut db = Db::connect(&settings.database_url()?).await?;
+        let audit_key = crate::store::audit::AuditKey::for_settings(&settings)?;
+        let mut db = Db::connect(&settings.database_url()?, audit_key).await?;
         db.signals = SignalSettings {
             signal_lost_after: chrono::Duration::seconds(settings.signal_lost_secs.max(1)),
             geofence_follow_up_after: chrono::Duration::seconds(settings.geofence_follow_up_secs.max(1)),

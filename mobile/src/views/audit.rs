@@ -1,5 +1,5 @@
 use dioxus::prelude::*;
-use homeward_shared::api::{AuditChainReport, AuditEntry};
+use homeward_shared::api::{AuditChainReport, AuditEntry, AuditVerdict};
 
 use super::{Loading, Problem};
 use crate::labels;
@@ -31,6 +31,25 @@ pub fn Audit() -> Element {
     }
 }
 
+/// The verdict's first words, in capitals when something is wrong.
+fn headline(verdict: AuditVerdict) -> &'static str {
+    match verdict {
+        AuditVerdict::Intact => "Intact. ",
+        AuditVerdict::Altered => "BROKEN: the log has been altered. ",
+        AuditVerdict::Rewritten => "BROKEN: the log was rewritten by someone without the server's key. ",
+        AuditVerdict::Truncated => "BROKEN: entries were deleted from the end of the log. ",
+    }
+}
+
+fn verdict_name(verdict: AuditVerdict) -> &'static str {
+    match verdict {
+        AuditVerdict::Intact => "intact",
+        AuditVerdict::Altered => "altered",
+        AuditVerdict::Rewritten => "rewritten",
+        AuditVerdict::Truncated => "truncated",
+    }
+}
+
 #[component]
 pub fn AuditScreen(
     report: Option<Result<AuditChainReport, String>>,
@@ -45,13 +64,15 @@ pub fn AuditScreen(
                 Some(Err(e)) => rsx! { Problem { text: format!("The audit log could not be checked: {e}") } },
                 Some(Ok(r)) if r.intact => rsx! {
                     p { class: "banner ok", role: "status", "data-testid": "audit-verdict", "data-intact": "true",
+                        "data-verdict": verdict_name(r.verdict),
                         strong { "Intact. " }
                         "{r.message}"
                     }
                 },
                 Some(Ok(r)) => rsx! {
                     p { class: "banner bad", role: "alert", "data-testid": "audit-verdict", "data-intact": "false",
-                        strong { "BROKEN: the log has been altered. " }
+                        "data-verdict": verdict_name(r.verdict),
+                        strong { "{headline(r.verdict)}" }
                         "{r.message}"
                         if let Some(seq) = r.first_broken_seq {
                             " (first bad entry: {seq})"

@@ -53,6 +53,8 @@ pub struct Db {
     pub ping_writers: Arc<tokio::sync::Semaphore>,
     /// SQLite: a connection of its own for the group commit of pings (`store::ping_group`).
     pub direct: Option<Arc<direct::Direct>>,
+    /// Keys the audit log's hashes; travels with every write transaction (`store::audit`).
+    pub audit_key: crate::store::audit::AuditKey,
 }
 
 /// The alarm loops' own PostgreSQL connections: one for each of the scheduler's lanes, and two for the
@@ -104,6 +106,7 @@ pub struct WriteTx {
     positions: BTreeSet<uuid::Uuid>,
     /// Audit entries to chain in at commit (see [`crate::store::audit::append`]).
     pub(crate) audit: Vec<crate::store::audit::Pending>,
+    audit_key: crate::store::audit::AuditKey,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
@@ -154,7 +157,7 @@ impl WriteTx {
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let audit = std::mem::take(&mut self.audit);
         if !audit.is_empty() {
-            crate::store::audit::chain_pending(&mut self.tx, self.backend, audit).await?;
+            crate::store::audit::chain_pending(&mut self.tx, self.backend, &self.audit_key, audit).await?;
         }
         if self.backend == Backend::Postgres {
             // Other server processes' boards: sent inside the transaction, so PostgreSQL delivers it
@@ -187,8 +190,9 @@ impl WriteTx {
 }
 
 impl Db {
-    /// Connect and bring the schema up to date. A SQLite file is created on first start.
-    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    /// Connect and bring the schema up to date. A SQLite file is created on first start. `audit_key`
+    /// keys the audit log's hashes (kept outside the database: [`crate::store::audit::AuditKey`]).
+    pub async fn connect(url: &str, audit_key: crate::store::audit::AuditKey) -> anyhow::Result<Db> {
         install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -255,6 +259,7 @@ impl Db {
             ping_queue: Default::default(),
             ping_writers: Arc::new(tokio::sync::Semaphore::new(crate::store::pings::POSTGRES_PING_WRITERS)),
             direct: (backend == Backend::Sqlite).then(|| direct::Direct::for_url(url)).flatten(),
+            audit_key,
         };
         migrations::run(&db).await.context("could not migrate the database")?;
         Ok(db)
@@ -330,6 +335,7 @@ impl Db {
             touched: BTreeSet::new(),
             positions: BTreeSet::new(),
             audit: Vec::new(),
+            audit_key: self.audit_key.clone(),
             _gate: gate,
         })
     }

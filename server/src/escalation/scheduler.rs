@@ -19,10 +19,16 @@ use crate::store::sessions::{self, NewEvent, Source};
 const PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
 /// How often the scheduler looks for schools whose daily check of leaders' channels is due.
 const REACH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(1);
+/// How often the scheduler looks for schools whose audit log's daily signed head is due.
+const AUDIT_HEAD_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(1);
+/// The first look, this long after start: a server restarting over and over does not sign (and e-mail)
+/// a head at every start, nor while a school is still being set up.
+const AUDIT_HEAD_FIRST_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 
 pub async fn run(state: Arc<AppState>, poll: Duration) {
     let mut last_purge: Option<Timestamp> = None;
     let mut last_reach_check: Option<Timestamp> = None;
+    let mut last_audit_head_check = state.clock.now() - AUDIT_HEAD_CHECK_EVERY + AUDIT_HEAD_FIRST_AFTER;
     loop {
         let now = state.clock.now();
         if state.db.signals.safety_net && last_reach_check.is_none_or(|at| now - at >= REACH_CHECK_EVERY) {
@@ -32,6 +38,14 @@ pub async fn run(state: Arc<AppState>, poll: Duration) {
                 Err(e) => tracing::error!(error = %e, "checking leaders' channels failed; will try again"),
             }
             last_reach_check = Some(now);
+        }
+        if now - last_audit_head_check >= AUDIT_HEAD_CHECK_EVERY {
+            match crate::store::audit::record_heads(&state, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(schools = n, "signed the audit log's daily heads"),
+                Err(e) => tracing::error!(error = %e, "signing the audit log's daily heads failed; will try again"),
+            }
+            last_audit_head_check = now;
         }
         if last_purge.is_none_or(|at| now - at >= PURGE_EVERY) {
             match crate::store::pings::purge_expired(&state.db, now).await {

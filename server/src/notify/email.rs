@@ -54,6 +54,27 @@ impl Channel for Email {
             Ok(e) => e,
             Err(e) => return SendOutcome::Failed { status: None, error: format!("cannot build the e-mail: {e}") },
         };
+        self.deliver(email).await
+    }
+
+    async fn send_text(&self, to: &Address, subject: &str, text: &str) -> SendOutcome {
+        let Address::Email(address) = to else {
+            return SendOutcome::Failed { status: None, error: "e-mail needs an e-mail address".into() };
+        };
+        let mailbox: Mailbox = match address.parse() {
+            Ok(m) => m,
+            Err(e) => return SendOutcome::Failed { status: None, error: format!("`{address}` cannot be mailed: {e}") },
+        };
+        let builder = lettre::Message::builder().from(self.from.clone()).to(mailbox).subject(subject);
+        match builder.singlepart(lettre::message::SinglePart::plain(text.to_string())) {
+            Ok(email) => self.deliver(email).await,
+            Err(e) => SendOutcome::Failed { status: None, error: format!("cannot build the e-mail: {e}") },
+        }
+    }
+}
+
+impl Email {
+    async fn deliver(&self, email: lettre::Message) -> SendOutcome {
         match self.transport.send(email).await {
             Ok(response) => SendOutcome::Delivered { status: u16::from(response.code()) },
             Err(e) => {

@@ -67,6 +67,11 @@ pub struct Message {
 pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     async fn send(&self, to: &Address, message: &Message) -> SendOutcome;
+    /// A plain-text message that is not an alert (the audit log's signed daily head). Only e-mail
+    /// carries one.
+    async fn send_text(&self, _to: &Address, _subject: &str, _text: &str) -> SendOutcome {
+        SendOutcome::Failed { status: None, error: format!("{} does not carry plain messages", self.name()) }
+    }
 }
 
 /// The channels this deployment has configured. Push is always there when serving; e-mail and SMS

@@ -27,10 +27,13 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser, query: Query<Audit
     Ok(HttpResponse::Ok().json(audit::list(&state.db.pool, user.school_id, after, limit).await?))
 }
 
-/// Check the hash chain: says plainly whether the log is intact.
+/// Check the keyed hash chain against the signed daily heads: says plainly whether the log is intact,
+/// or altered (an entry changed or removed), rewritten (its hashes recomputed without the server's key)
+/// or truncated (entries deleted from its end since a head was signed).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = AuditChainReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn verify(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Dsl, Role::Admin], "only the DSL and admins can check the audit log")?;
-    Ok(HttpResponse::Ok().json(audit::verify(&state.db.pool, user.school_id).await?))
+    let heads = audit::heads_path(&state.settings);
+    Ok(HttpResponse::Ok().json(audit::verify(&state.db, &heads, user.school_id).await?))
 }
