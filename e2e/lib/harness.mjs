@@ -1,6 +1,7 @@
 // Test support: the real `homeward` server on a free port with a fresh data directory, Debian's
 // Chromium driven by playwright-core, a phone-sized browser context, and a small API client.
 
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import net from 'node:net';
@@ -202,9 +203,11 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The HTTP API from Node, outside the browser (unaffected by the browser's offline emulation). */
 export class Api {
-  constructor(base, token = null) {
+  constructor(base, token = null, refreshToken = null) {
     this.base = base;
     this.token = token;
+    this.refreshToken = refreshToken;
+    this.renewals = 0;
   }
 
   static async signIn(base, email, password = DEMO_PASSWORD) {
@@ -212,20 +215,41 @@ export class Api {
     const body = await api.request('POST', '/api/v1/auth/login', { email, password });
     const token = body.access_token || body.token;
     if (!token) throw new Error(`no token in the login answer: ${JSON.stringify(body)}`);
-    return new Api(base, token);
+    return new Api(base, token, body.refresh_token);
+  }
+
+  /** Renew the device sign-in (as the phone does): the next refresh token is made here. */
+  async renew() {
+    const next = `e2e.${randomBytes(32).toString('hex')}`;
+    const body = await this.send('POST', '/api/v1/auth/refresh', { refresh_token: this.refreshToken, next_refresh_token: next }, false);
+    this.token = body.token;
+    this.refreshToken = next;
+    this.renewals += 1;
   }
 
   async request(method, path, body) {
+    try {
+      return await this.send(method, path, body, true);
+    } catch (e) {
+      if (!(e.status === 401 && this.refreshToken)) throw e;
+      await this.renew();
+      return this.send(method, path, body, true);
+    }
+  }
+
+  async send(method, path, body, authorised) {
     const response = await fetch(`${this.base}${path}`, {
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        ...(authorised && this.token ? { authorization: `Bearer ${this.token}` } : {}),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status}: ${text}`);
+    if (!response.ok) {
+      throw Object.assign(new Error(`${method} ${path}: HTTP ${response.status}: ${text}`), { status: response.status });
+    }
     return text ? JSON.parse(text) : null;
   }
 

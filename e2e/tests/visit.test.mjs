@@ -1,6 +1,7 @@
 // A home visit on a phone, end to end: the real server, the real web build, Debian's Chromium.
 //
-// Sign in as a demo staff member; plan a low-risk procedural home visit; start it; check in; extend; go
+// Sign in as a demo staff member; plan a low-risk procedural home visit; start it; check in; extend; the
+// sign-in renews itself (access tokens last seconds here) and a check-in after it goes through; go
 // offline, check in, come back online, and the server holds that check-in exactly once; panic held then
 // cancelled sends nothing; panic sent raises a red alert; a leader resolves it; end the visit and record
 // the outcome. The server's view is read through the API as the leader and the DSL, never from the page.
@@ -32,6 +33,8 @@ import {
 } from '../lib/harness.mjs';
 
 const $ = (testid) => `[data-testid="${testid}"]`;
+/** How long an access token lasts in this test: the phone must renew its sign-in during the visit. */
+const ACCESS_TOKEN_SECS = 12;
 const ADDRESS = '12 Harbour Lane, Bristol BS1 5DB';
 
 /** Times a step and a metric took, printed at the end. */
@@ -132,7 +135,8 @@ describe('a home visit on a phone', () => {
   }
 
   before(async () => {
-    server = await startServer();
+    // Access tokens last seconds here, so the visit runs across several renewals of the phone's sign-in.
+    server = await startServer({ env: { HOMEWARD_ACCESS_TOKEN_TTL_SECS: String(ACCESS_TOKEN_SECS) } });
     browser = await launchBrowser();
     leader = await Api.signIn(server.url, LEADER);
     dsl = await Api.signIn(server.url, DSL);
@@ -373,6 +377,24 @@ describe('a home visit on a phone', () => {
     assert.ok(new Date(after) >= new Date(before), `the deadline did not come earlier: ${before} -> ${after}`);
   });
 
+  step('the sign-in renews itself during the visit, and a check-in after it needs no password', async () => {
+    const saved = () => page.evaluate(() => JSON.parse(localStorage.getItem('homeward.auth') || 'null'));
+    const before = await saved();
+    assert.ok(before?.refresh_token, 'the phone holds a device sign-in');
+    // Past the access token's whole life: the phone must have renewed (ahead of expiry or on a 401).
+    await sleep(ACCESS_TOKEN_SECS * 1000 + 1000);
+    await page.locator($('check-in')).click();
+    await eventually('the check-in after the renewal on the server', async () => (await audited('session.checked_in')).length === 2, {
+      timeout: 20_000,
+    });
+    const after = await saved();
+    assert.notEqual(after.access_token, before.access_token, 'a new access token');
+    assert.notEqual(after.refresh_token, before.refresh_token, 'the refresh token rotated');
+    assert.equal(after.device_id, before.device_id, 'the same device sign-in');
+    assert.equal(await page.locator($('sign-in')).count(), 0, 'never sent to the sign-in screen');
+    assert.ok(await page.locator($('check-in')).isVisible(), 'still on the visit');
+  });
+
   step('offline: a check-in waits in the queue', async () => {
     await context.setOffline(true);
     await eventually('the connection indicator to say offline', async () => (await connection()) === 'offline', {
@@ -389,7 +411,7 @@ describe('a home visit on a phone', () => {
       timeout: 3_000,
     });
     await sleep(1_000);
-    assert.equal((await audited('session.checked_in')).length, 1, 'nothing reached the server while offline');
+    assert.equal((await audited('session.checked_in')).length, 2, 'nothing reached the server while offline');
   });
 
   step('offline: closing and reopening the app keeps the visit and the queue', async () => {
@@ -400,17 +422,17 @@ describe('a home visit on a phone', () => {
     assert.equal(await connection(), 'offline');
     assert.equal(await queued(), waiting, 'the queued check-in survived the reload');
     await sleep(1_000);
-    assert.equal((await audited('session.checked_in')).length, 1, 'still nothing sent while offline');
+    assert.equal((await audited('session.checked_in')).length, 2, 'still nothing sent while offline');
   }, { independent: true });
 
   step('back online: the server holds the offline check-in exactly once', async () => {
     await context.setOffline(false);
     await eventually('the queue to drain', async () => (await queued()) === 0, { timeout: 45_000 });
     await eventually('the connection indicator to say online', async () => (await connection()) === 'online');
-    await eventually('the offline check-in on the server', async () => (await audited('session.checked_in')).length >= 2);
+    await eventually('the offline check-in on the server', async () => (await audited('session.checked_in')).length >= 3);
     await sleep(3_000); // room for a duplicate replay to show up
     const checkIns = await audited('session.checked_in');
-    assert.equal(checkIns.length, 2, `two check-ins in the audit log: ${checkIns.map((e) => e.detail).join(' | ')}`);
+    assert.equal(checkIns.length, 3, `three check-ins in the audit log: ${checkIns.map((e) => e.detail).join(' | ')}`);
     const session = await serverSession();
     const lastCheckIn = new Date(session.last_check_in);
     assert.ok(lastCheckIn > new Date(visit.firstCheckIn), 'the offline check-in is the latest');
