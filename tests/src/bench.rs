@@ -41,6 +41,9 @@ pub fn command(bin: &Path, db: &TestDatabase) -> Command {
     command
         .env("DATABASE_URL", &db.url)
         .env("HOMEWARD_DATA_DIR", &db.data_dir)
+        // The load generators hand plain access tokens to clients of their own and run for longer than
+        // a token lasts; renewal is tested elsewhere.
+        .env("HOMEWARD_ACCESS_TOKEN_TTL_SECS", "86400")
         .current_dir(&db.data_dir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
