@@ -121,6 +121,8 @@ async fn the_root_serves_index_html_with_the_clients_security_headers() {
     assert_is_index(&root, "/");
     assert_eq!(root.header("x-content-type-options"), "nosniff");
     assert_eq!(root.header("x-frame-options"), "DENY");
+    // The page tells no one where it is; only the map's tiles send its origin (`referrerpolicy` on each).
+    assert_eq!(root.header("referrer-policy"), "no-referrer");
     assert!(root.header("etag").len() > 2, "an ETag, so revalidation is a cheap 304");
     let etag = root.header("etag").to_string();
 

@@ -37,6 +37,9 @@ pub struct MapModel {
 }
 
 const TILE: f64 = 256.0;
+/// What tile requests say of the page: its origin only, never its path (OpenStreetMap's usage policy
+/// needs a referrer; the rest of the app sends none).
+pub const TILE_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
 pub const WIDTH: f64 = 340.0;
 pub const HEIGHT: f64 = 240.0;
 
@@ -104,13 +107,24 @@ pub fn BoardMap(model: MapModel, attribution: String) -> Element {
                 role: "img",
                 "aria-label": "Map of the last known positions; the numbers match the list",
                 rect { class: "map-ground", x: "0", y: "0", width: "{model.width}", height: "{model.height}" }
+                // Each tile is an HTML `img` for its `referrerpolicy`, which SVG's `image` lacks in most
+                // browsers: the page's own policy is `no-referrer`, and OpenStreetMap's tile policy refuses
+                // requests that say nothing of the site they are for. Its origin is all it is told.
                 for tile in model.tiles.iter() {
-                    image {
-                        href: "{tile.url}",
+                    foreignObject {
                         x: "{tile.x}",
                         y: "{tile.y}",
                         width: "256",
                         height: "256",
+                        img {
+                            class: "map-tile",
+                            "data-testid": "map-tile",
+                            src: "{tile.url}",
+                            width: "256",
+                            height: "256",
+                            alt: "",
+                            referrerpolicy: TILE_REFERRER_POLICY,
+                        }
                     }
                 }
                 for marker in model.markers.iter() {
@@ -162,6 +176,29 @@ mod tests {
             );
         }
         assert_eq!(map_model("x", &[]), None);
+    }
+
+    #[test]
+    fn every_tile_tells_the_tile_server_the_sites_origin() {
+        let points = [point("1", 51.4545, -2.5879), point("2", 51.4600, -2.6000)];
+        let model = map_model("https://tile.openstreetmap.org/{z}/{x}/{y}.png", &points).expect("a map");
+        let tiles = model.tiles.len();
+        assert!(tiles > 0);
+        let mut dom =
+            VirtualDom::new_with_props(BoardMap, BoardMapProps { model, attribution: "© OpenStreetMap".into() });
+        dom.rebuild_in_place();
+        let html = dioxus_ssr::render(&dom);
+        let requests: Vec<&str> = html.split("https://tile.openstreetmap.org/").skip(1).collect();
+        assert_eq!(requests.len(), tiles, "one request per tile: {html}");
+        let tile_elements: Vec<&str> =
+            html.split("<img").skip(1).map(|e| &e[..e.find('>').unwrap_or(e.len())]).collect();
+        assert_eq!(tile_elements.len(), tiles, "every tile is an img: {html}");
+        for element in tile_elements {
+            assert!(element.contains(r#"data-testid="map-tile""#), "{element}");
+            assert!(element.contains(r#"src="https://tile.openstreetmap.org/"#), "{element}");
+            assert!(element.contains(r#"referrerpolicy="strict-origin-when-cross-origin""#), "{element}");
+        }
+        assert!(!html.contains("<image"), "no SVG image, which cannot set its referrer policy everywhere: {html}");
     }
 
     #[test]
