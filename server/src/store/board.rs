@@ -241,6 +241,7 @@ mod tests {
             name: "Leader".into(),
             roles: vec![homeward_shared::Role::Leader],
             token_hash: String::new(),
+            device_id: None,
         }
     }
 
