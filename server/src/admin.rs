@@ -21,7 +21,8 @@ use crate::state::AppState;
 use crate::store::{schools, users};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = cli.settings;
+    let mut settings = cli.settings;
+    settings.resolve_secret_files()?;
     match cli.command.unwrap_or(Command::Serve { demo: false }) {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::CreateSchool { name, admin_email, admin_name, admin_password } => {

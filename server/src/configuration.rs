@@ -9,7 +9,7 @@ pub struct Settings {
     #[arg(long, global = true, env = "HOMEWARD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Database: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: a SQLite file in the data dir.
-    #[arg(long, global = true, env = "DATABASE_URL")]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where the SQLite file and generated keys are kept.
     #[arg(long, global = true, env = "HOMEWARD_DATA_DIR", default_value = "data")]
@@ -89,6 +89,29 @@ pub struct Settings {
     pub email: EmailSettings,
     #[command(flatten)]
     pub sms: SmsSettings,
+    #[command(flatten)]
+    pub secret_files: SecretFiles,
+}
+
+/// The secrets read from files instead (container and systemd credentials, mounted secrets), so they
+/// need not sit in the environment. [`Settings::resolve_secret_files`] reads them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretFiles {
+    /// A file holding the database URL (instead of `DATABASE_URL`); a trailing newline is ignored.
+    #[arg(long, global = true, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// A file holding the SMTP URL (instead of `HOMEWARD_SMTP_URL`).
+    #[arg(long, global = true, env = "HOMEWARD_SMTP_URL_FILE")]
+    pub smtp_url_file: Option<PathBuf>,
+    /// A file holding the SMS provider's password (instead of `HOMEWARD_SMS_PASSWORD`).
+    #[arg(long, global = true, env = "HOMEWARD_SMS_PASSWORD_FILE")]
+    pub sms_password_file: Option<PathBuf>,
+    /// A file holding the SMS provider's bearer token (instead of `HOMEWARD_SMS_BEARER_TOKEN`).
+    #[arg(long, global = true, env = "HOMEWARD_SMS_BEARER_TOKEN_FILE")]
+    pub sms_bearer_token_file: Option<PathBuf>,
+    /// A file holding the SMS extra fields (instead of `HOMEWARD_SMS_EXTRA_FIELDS`).
+    #[arg(long, global = true, env = "HOMEWARD_SMS_EXTRA_FIELDS_FILE")]
+    pub sms_extra_fields_file: Option<PathBuf>,
 }
 
 /// E-mail alerts over SMTP; off unless `HOMEWARD_SMTP_URL` is set.
@@ -187,6 +210,28 @@ impl Settings {
         }
     }
 
+    /// Read each secret given as a file (`DATABASE_URL_FILE`, `HOMEWARD_SMTP_URL_FILE`, ...) into its
+    /// setting. A secret given both ways, or a file that cannot be read, is an error naming both.
+    pub fn resolve_secret_files(&mut self) -> anyhow::Result<()> {
+        let files = std::mem::take(&mut self.secret_files);
+        read_secret("DATABASE_URL", "--database-url", &mut self.database_url, files.database_url_file)?;
+        read_secret("HOMEWARD_SMTP_URL", "--smtp-url", &mut self.email.smtp_url, files.smtp_url_file)?;
+        read_secret("HOMEWARD_SMS_PASSWORD", "--sms-password", &mut self.sms.sms_password, files.sms_password_file)?;
+        read_secret(
+            "HOMEWARD_SMS_BEARER_TOKEN",
+            "--sms-bearer-token",
+            &mut self.sms.sms_bearer_token,
+            files.sms_bearer_token_file,
+        )?;
+        read_secret(
+            "HOMEWARD_SMS_EXTRA_FIELDS",
+            "--sms-extra-fields",
+            &mut self.sms.sms_extra_fields,
+            files.sms_extra_fields_file,
+        )?;
+        Ok(())
+    }
+
     /// The database URL to use, creating the data directory for the SQLite default.
     pub fn database_url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.database_url {
@@ -195,6 +240,21 @@ impl Settings {
         std::fs::create_dir_all(&self.data_dir)?;
         Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("homeward.db").display()))
     }
+}
+
+/// Put the content of `file` (its trailing newline cut) into `value`, the setting `name` / `flag`.
+fn read_secret(name: &str, flag: &str, value: &mut Option<String>, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(file) = file else { return Ok(()) };
+    anyhow::ensure!(
+        value.is_none(),
+        "{name} and {name}_FILE are both set (or {flag} and {flag}-file): give the secret one way only"
+    );
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| anyhow::anyhow!("{name}_FILE: cannot read {}: {e}", file.display()))?;
+    let secret = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    anyhow::ensure!(!secret.is_empty(), "{name}_FILE: {} is empty", file.display());
+    *value = Some(secret.to_string());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,5 +269,95 @@ mod tests {
         assert!(with_path.contains("write it as `https://app.school.example`"), "{with_path}");
         assert!(parse_origin("app.school.example").is_err());
         assert!(parse_origin("file:///tmp/x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use std::path::PathBuf;
+
+    use clap::Parser;
+
+    use super::read_secret;
+    use crate::cli::Cli;
+
+    fn file_with(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("homeward-secret-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, text).expect("write the secret file");
+        path
+    }
+
+    #[test]
+    fn a_secret_file_is_read_without_its_trailing_newline() {
+        for (text, expected) in
+            [("s3cret\n", "s3cret"), ("s3cret\r\n", "s3cret"), ("s3cret", "s3cret"), ("a b\n\n", "a b\n")]
+        {
+            let path = file_with(text);
+            let mut value = None;
+            read_secret("DATABASE_URL", "--database-url", &mut value, Some(path.clone())).expect("read");
+            assert_eq!(value.as_deref(), Some(expected), "{text:?}");
+            let _ = std::fs::remove_file(path);
+        }
+        let mut untouched = Some("given".to_string());
+        read_secret("DATABASE_URL", "--database-url", &mut untouched, None).expect("no file");
+        assert_eq!(untouched.as_deref(), Some("given"));
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_an_unreadable_file_is_refused_by_name() {
+        let path = file_with("s3cret\n");
+        let mut value = Some("from the environment".to_string());
+        let both = read_secret("HOMEWARD_SMS_PASSWORD", "--sms-password", &mut value, Some(path.clone()))
+            .expect_err("both set")
+            .to_string();
+        assert!(both.contains("HOMEWARD_SMS_PASSWORD and HOMEWARD_SMS_PASSWORD_FILE are both set"), "{both}");
+        assert!(!both.contains("s3cret") && !both.contains("from the environment"), "no secret in: {both}");
+        let _ = std::fs::remove_file(&path);
+
+        let mut value = None;
+        let missing = read_secret("HOMEWARD_SMTP_URL", "--smtp-url", &mut value, Some(path.clone()))
+            .expect_err("no such file")
+            .to_string();
+        assert!(
+            missing.contains("HOMEWARD_SMTP_URL_FILE") && missing.contains(&path.display().to_string()),
+            "{missing}"
+        );
+        let empty = file_with("\n");
+        let refused = read_secret("HOMEWARD_SMTP_URL", "--smtp-url", &mut value, Some(empty.clone()))
+            .expect_err("empty")
+            .to_string();
+        assert!(refused.contains("is empty"), "{refused}");
+        let _ = std::fs::remove_file(empty);
+    }
+
+    /// Every secret has its `--…-file` flag, and resolving puts each file's content in its setting.
+    #[test]
+    fn every_secret_can_come_from_a_file() {
+        let files: Vec<(&str, PathBuf)> = [
+            ("--database-url-file", "sqlite://elsewhere.db\n"),
+            ("--smtp-url-file", "smtp://u:mail-pass@127.0.0.1:2525\n"),
+            ("--sms-password-file", "sms-pass\n"),
+            ("--sms-bearer-token-file", "sms-token\n"),
+            ("--sms-extra-fields-file", "api_key=abc\n"),
+        ]
+        .into_iter()
+        .map(|(flag, text)| (flag, file_with(text)))
+        .collect();
+        let mut args = vec!["homeward".to_string()];
+        for (flag, path) in &files {
+            args.extend([flag.to_string(), path.display().to_string()]);
+        }
+        let mut settings = Cli::try_parse_from(&args).expect("the flags parse").settings;
+        settings.resolve_secret_files().expect("the files are read");
+        assert_eq!(settings.database_url.as_deref(), Some("sqlite://elsewhere.db"));
+        assert_eq!(settings.email.smtp_url.as_deref(), Some("smtp://u:mail-pass@127.0.0.1:2525"));
+        assert_eq!(settings.sms.sms_password.as_deref(), Some("sms-pass"));
+        assert_eq!(settings.sms.sms_bearer_token.as_deref(), Some("sms-token"));
+        assert_eq!(settings.sms.sms_extra_fields.as_deref(), Some("api_key=abc"));
+        // Resolved once: a second call finds no files left to read.
+        settings.resolve_secret_files().expect("nothing left to read");
+        for (_, path) in files {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

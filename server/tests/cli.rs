@@ -18,9 +18,19 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_homeward");
 /// Settings the binary reads from the environment: cleared so the caller's shell cannot leak in.
-const SETTINGS_ENV: [&str; 8] = [
+const SETTINGS_ENV: [&str; 18] = [
     "HOMEWARD_BIND",
     "DATABASE_URL",
+    "DATABASE_URL_FILE",
+    "HOMEWARD_SMTP_URL",
+    "HOMEWARD_SMTP_URL_FILE",
+    "HOMEWARD_SMS_URL",
+    "HOMEWARD_SMS_PASSWORD",
+    "HOMEWARD_SMS_PASSWORD_FILE",
+    "HOMEWARD_SMS_BEARER_TOKEN",
+    "HOMEWARD_SMS_BEARER_TOKEN_FILE",
+    "HOMEWARD_SMS_EXTRA_FIELDS",
+    "HOMEWARD_SMS_EXTRA_FIELDS_FILE",
     "HOMEWARD_DATA_DIR",
     "HOMEWARD_ACCESS_TOKEN_TTL_SECS",
     "HOMEWARD_MAX_BODY_KB",
@@ -78,6 +88,7 @@ on_both_databases!(
     serve_demo_signs_in_and_stops_cleanly,
     flags_win_over_the_environment,
     logs_hold_no_secrets_or_childrens_details,
+    secrets_can_be_read_from_files,
 );
 
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -539,6 +550,107 @@ fn help_lists_settings_and_commands() {
     let out = run(command).failure();
     assert_eq!(out.status.code(), Some(2), "a usage error exits with 2:\n{out}");
     assert!(out.stderr.contains("no-such-command"), "{out}");
+}
+
+/// The secrets, each with a marker, as an operator's environment would hold them.
+const SECRETS: [(&str, &str); 5] = [
+    ("DATABASE_URL", "postgres://u:s3cret-db@db.example/homeward"),
+    ("HOMEWARD_SMTP_URL", "smtp://alerts:s3cret-smtp@mail.example:587?tls=required"),
+    ("HOMEWARD_SMS_PASSWORD", "s3cret-sms-password"),
+    ("HOMEWARD_SMS_BEARER_TOKEN", "s3cret-sms-token"),
+    ("HOMEWARD_SMS_EXTRA_FIELDS", "api_key=s3cret-sms-key"),
+];
+
+/// `--help` names the variables (and their `_FILE` forms) but never shows a secret's value, which clap
+/// would otherwise print beside its variable.
+#[test]
+fn help_never_shows_a_secret() {
+    for args in [&["--help"][..], &["serve", "--help"], &["create-school", "--help"]] {
+        let mut command = Command::new(BIN);
+        command.args(args).stdin(Stdio::null());
+        for var in SETTINGS_ENV {
+            command.env_remove(var);
+        }
+        for (var, value) in SECRETS {
+            command.env(var, value);
+        }
+        let out = run(command).success();
+        for (var, value) in SECRETS {
+            assert!(
+                out.stdout.contains(&format!("{var}_FILE")),
+                "`homeward {args:?}` should mention {var}_FILE:\n{out}"
+            );
+            assert!(!out.stdout.contains(value), "`homeward {args:?}` shows {var}'s value:\n{out}");
+        }
+        assert!(!out.stdout.contains("s3cret"), "`homeward {args:?}` shows a secret:\n{out}");
+    }
+}
+
+/// Each secret can be read from the file its `_FILE` variable names, instead of sitting in the
+/// environment: the server runs on the database URL read from a file. A secret given both ways, or a
+/// file that cannot be read, is refused with a message naming both (and never the secret).
+fn secrets_can_be_read_from_files(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", env.path("from-file.db").display()),
+        Backend::Postgres => env.url.clone(),
+    };
+    let url_file = write_file(&env.path("database-url"), &format!("{url}\n"));
+    let with_file = |args: &[&str], var: &str, path: &str| {
+        let mut command = env.command(args);
+        command.env_remove("DATABASE_URL").env(var, path);
+        command
+    };
+    let create = [
+        "create-school",
+        "--name",
+        "File School",
+        "--admin-email",
+        "head@file.test",
+        "--admin-name",
+        "File Head",
+        "--admin-password",
+        PASSWORD,
+    ];
+    run(with_file(&create, "DATABASE_URL_FILE", &url_file)).success();
+    match backend {
+        Backend::Sqlite => {
+            assert!(env.path("from-file.db").is_file(), "the database named in the file was created");
+            assert!(!env.data_dir().join("homeward.db").exists(), "not the data dir's default");
+        }
+        Backend::Postgres => assert_eq!(env.count("select count(*) from schools"), 1),
+    }
+    // The server runs on it too: the admin just created signs in.
+    let port = free_port();
+    let mut serve = with_file(&["serve"], "DATABASE_URL_FILE", &url_file);
+    serve.env("HOMEWARD_BIND", format!("127.0.0.1:{port}"));
+    let server = Server::start_command(serve, port).unwrap_or_else(|out| panic!("the server did not start:\n{out}"));
+    server.must_sign_in("head@file.test", PASSWORD);
+    server.stop_with("TERM");
+
+    // The SMTP URL is read from its file: a wrong one there stops the start with the SMTP URL's error.
+    let smtp_file = write_file(&env.path("smtp-url"), "ftp://alerts:s3cret-smtp@mail.example\n");
+    let mut serve = with_file(&["serve", "--bind", "127.0.0.1:0"], "HOMEWARD_SMTP_URL_FILE", &smtp_file);
+    serve.env("DATABASE_URL_FILE", &url_file);
+    let out = run(serve).fails_with("HOMEWARD_SMTP_URL is not a valid smtp:// or smtps:// URL");
+    assert!(!out.stderr.contains("s3cret"), "{out}");
+
+    for (var, value) in SECRETS {
+        let secret_file = write_file(&env.path(&format!("{var}.secret")), &format!("{value}\n"));
+        // Both ways at once: refused, naming both.
+        let mut both = with_file(&create, &format!("{var}_FILE"), &secret_file);
+        both.env(var, value);
+        let out = run(both).fails_with(&format!("{var} and {var}_FILE are both set"));
+        assert!(!out.stderr.contains("s3cret"), "{out}");
+        // A file that is not there: refused, naming the variable and the path.
+        let missing = env.path(&format!("{var}.missing")).display().to_string();
+        let out = run(with_file(&create, &format!("{var}_FILE"), &missing)).fails_with(&format!("{var}_FILE"));
+        assert!(out.stderr.contains(&missing), "the path is named:\n{out}");
+    }
+    // Nothing was created by the refused commands.
+    if backend == Backend::Postgres {
+        assert_eq!(env.count("select count(*) from schools"), 1);
+    }
 }
 
 fn create_school_and_add_users(backend: Backend) {

@@ -161,6 +161,7 @@ pub fn settings_for(db: &TestDatabase) -> Settings {
         reach_checks: false,
         email: Default::default(),
         sms: Default::default(),
+        secret_files: Default::default(),
     }
 }
 
@@ -210,7 +211,7 @@ pub struct OtherProcess {
 impl OtherProcess {
     /// `member`'s sign-in, sent to this process.
     pub fn api_for(&self, member: &Member) -> ApiClient {
-        ApiClient::new(&self.address).with_token(member.api.token().expect("signed in"))
+        member.api.at(&self.address)
     }
 }
 
@@ -395,4 +396,27 @@ pub async fn board_where(
     })
     .await;
     found.unwrap_or_else(|_| panic!("no board with {what} within {wait:?}"))
+}
+
+/// How long a test waits for what the server does in the background (the scheduler, the deliverer,
+/// the database's own bookkeeping): generous, since the tests share a few cores and a busy machine is
+/// slow, and a passing test waits only as long as the work takes.
+pub const BACKGROUND_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Ask `check` every 25 ms until it gives `Some`, for at most `deadline`; panics naming `what` (and the
+/// time waited) when it never does. For work done in the background, instead of a fixed number of polls.
+pub async fn eventually<T, F>(what: &str, deadline: std::time::Duration, mut check: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        if started.elapsed() >= deadline {
+            panic!("{what}: not within {deadline:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }

@@ -359,16 +359,28 @@ pub async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::
     Ok(())
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its password (in the user part or a `password=` parameter), for messages and logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    // The user part runs to the last `@`, whatever a password written raw holds: better to cut too
+    // much than to leave a piece of the password.
+    let (user, rest) = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+            let user = url[scheme + 3..at].split(':').next().unwrap_or("");
+            (format!("{}{user}@", &url[..scheme + 3]), &url[at + 1..])
         }
-        _ => url.to_string(),
-    }
+        _ => (String::new(), url),
+    };
+    let rest = match rest.split_once('?') {
+        Some((path, query)) => {
+            let parameters: Vec<&str> = query
+                .split('&')
+                .map(|p| if p.to_ascii_lowercase().starts_with("password=") { "password=***" } else { p })
+                .collect();
+            format!("{path}?{}", parameters.join("&"))
+        }
+        None => rest.to_string(),
+    };
+    user + &rest
 }
 
 #[cfg(test)]
@@ -379,5 +391,8 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u@h:5432/db");
         assert_eq!(redact("sqlite://data/homeward.db?mode=rwc"), "sqlite://data/homeward.db?mode=rwc");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u@h/db", "an @ in the password");
+        assert_eq!(redact("postgres://h/db?user=u&password=secret&x=1"), "postgres://h/db?user=u&password=***&x=1");
+        assert_eq!(redact("postgres://u:pa?ss/w@h/db"), "postgres://u@h/db", "a raw ? or / in the password");
     }
 }
