@@ -17,8 +17,8 @@ use homeward_shared::{EscalationStep, OnCallRota, Recipient, Role};
 use homeward_tests::sms_sink::SmsSink;
 use homeward_tests::smtp_sink::SmtpSink;
 use homeward_tests::{
-    Backend, Member, PASSWORD, School, TestApp, low_risk_visit, on_both_databases, spawn_app_shifted,
-    spawn_app_with_clock,
+    BACKGROUND_WAIT, Backend, Member, PASSWORD, School, TestApp, eventually, low_risk_visit, on_both_databases,
+    spawn_app_shifted, spawn_app_with_clock,
 };
 use uuid::Uuid;
 
@@ -53,14 +53,12 @@ async fn start_visit(app: &TestApp, worker: &Member, plan: Uuid) -> Uuid {
 }
 
 async fn alert_for(app: &TestApp, school: &School, session: Uuid) -> AlertView {
-    for _ in 0..200 {
+    let what = format!("an alert for session {session} (waiting from {})", app.now());
+    eventually(&what, BACKGROUND_WAIT, || async {
         let alerts = school.admin.api.alerts("all").await.expect("alerts");
-        if let Some(a) = alerts.into_iter().find(|a| a.session_id == session && a.kind == AlertKind::MissedDeadline) {
-            return a;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    panic!("no alert for session {session} at {}", app.now())
+        alerts.into_iter().find(|a| a.session_id == session && a.kind == AlertKind::MissedDeadline)
+    })
+    .await
 }
 
 /// Wait until the alert's deliveries satisfy `pred`.
@@ -449,19 +447,15 @@ async fn a_visit_whose_plan_reaches_nobody_is_flagged_before_it_starts(backend: 
     app.subscribe(&school.leader, &push).await;
     assert!(school.staff.api.safety_net(session).await.expect("again").ok);
     let fine = school.staff.api.plan_session(&visit).await.expect("plan another").id;
-    let mut kept = None;
-    for _ in 0..200 {
-        kept = sqlx::query_as::<_, (i64,)>("select ok from safety_net_checks where session_id = $1")
+    let kept = eventually("the check of the second visit", BACKGROUND_WAIT, || async {
+        sqlx::query_as::<_, (i64,)>("select ok from safety_net_checks where session_id = $1")
             .bind(fine.to_string())
             .fetch_optional(&app.state.db.pool)
             .await
-            .expect("query");
-        if kept.is_some() {
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    assert_eq!(kept, Some((1,)), "the check of the second visit ran and passed");
+            .expect("query")
+    })
+    .await;
+    assert_eq!(kept, (1,), "the check of the second visit ran and passed");
     let alerts = school.admin.api.alerts("all").await.expect("alerts");
     assert!(!alerts.iter().any(|a| a.session_id == fine), "no notice for a plan that reaches everyone");
 
@@ -481,22 +475,19 @@ async fn the_daily_check_records_unreachable_leaders(backend: Backend) {
     let push = app.push_service().await;
     app.subscribe(&school.leader, &push).await;
     // The scheduler's first check ran at start-up, before this school existed: a day later it runs again.
-    app.advance(Duration::days(1) + Duration::minutes(1));
     // The start-up check may also have found this school half-made (its row, not yet its leaders): only
-    // checks from a day on count.
-    let day_later = app.now();
+    // checks from a day on count. That time is taken before the clock moves, since the scheduler may
+    // record the check (at its own reading of the clock) before the line after the move runs.
+    let a_day = Duration::days(1) + Duration::minutes(1);
+    let day_later = app.now() + a_day;
+    app.advance(a_day);
     // A day on, the fixture's sign-in has expired.
     let (admin, _) = app.api.login(&school.admin.user.email, PASSWORD).await.expect("sign in again");
-    let mut found = None;
-    for _ in 0..200 {
+    let entry = eventually("the daily check is recorded", BACKGROUND_WAIT, || async {
         let audit = admin.audit(0, 1000).await.expect("audit");
-        found = audit.into_iter().find(|e| e.action == "channels.daily_check" && e.at >= day_later);
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    let entry = found.expect("the daily check is recorded");
+        audit.into_iter().find(|e| e.action == "channels.daily_check" && e.at >= day_later)
+    })
+    .await;
     assert!(entry.detail.starts_with("1 of 2 leaders cannot be reached on any channel"), "{}", entry.detail);
     assert!(entry.detail.contains(&school.dsl.user.name) && !entry.detail.contains(&school.leader.user.name));
 
@@ -509,15 +500,12 @@ async fn the_daily_check_records_unreachable_leaders(backend: Backend) {
     assert_eq!(checks(admin.audit(0, 1000).await.expect("audit")), 1);
     app.advance(Duration::hours(22) + Duration::minutes(2));
     let (admin, _) = app.api.login(&school.admin.user.email, PASSWORD).await.expect("sign in again");
-    let mut count = 0;
-    for _ in 0..200 {
-        count = checks(admin.audit(0, 1000).await.expect("audit"));
-        if count == 2 {
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-    }
-    assert_eq!(count, 2, "the next day's check");
+    let count = eventually("the next day's check", BACKGROUND_WAIT, || async {
+        let count = checks(admin.audit(0, 1000).await.expect("audit"));
+        (count >= 2).then_some(count)
+    })
+    .await;
+    assert_eq!(count, 2, "the next day's check, once");
 }
 
 // ---------------------------------------------------------------------------------------------------

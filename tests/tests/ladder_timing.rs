@@ -7,7 +7,9 @@ use homeward_server::clock::ManualClock;
 use homeward_server::escalation::scheduler::fire_due;
 use homeward_shared::api::{AlertStatus, AlertView, ClientEventKind, EscalationPlanRequest};
 use homeward_shared::{EscalationStep, Recipient, Role};
-use homeward_tests::{Backend, School, TestApp, low_risk_visit, on_both_databases, spawn_app_with_clock};
+use homeward_tests::{
+    BACKGROUND_WAIT, Backend, School, TestApp, eventually, low_risk_visit, on_both_databases, spawn_app_with_clock,
+};
 use uuid::Uuid;
 
 fn step(minutes: i64, recipients: Vec<Recipient>, instruction: &str) -> EscalationStep {
@@ -54,15 +56,12 @@ async fn started(backend: Backend) -> (TestApp, School, Uuid) {
 /// moment (PostgreSQL skips locked rows), so wait until it has finished too.
 async fn tick(app: &TestApp, by: Duration) {
     app.advance(by);
-    for _ in 0..200 {
+    eventually("every due timer fired (timers stayed due)", BACKGROUND_WAIT, || async {
         fire_due(&app.state).await.expect("the scheduler fires");
         let due = homeward_server::escalation::timers::next_due(&app.state.db).await.unwrap();
-        if due.is_none_or(|d| d > app.now()) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("timers stayed due");
+        due.is_none_or(|d| d > app.now()).then_some(())
+    })
+    .await
 }
 
 /// The missed-deadline alert (informational ones, like a lost signal, are not part of the ladder).

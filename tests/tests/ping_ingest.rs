@@ -61,10 +61,8 @@ async fn hold_ping_turns(db: &homeward_server::db::Db) -> PingTurnsHeld {
 
 /// Wait until `n` ping requests are queued for a turn to write.
 async fn wait_until_queued(db: &homeward_server::db::Db, n: usize, what: &str) {
-    for _ in 0..200 {
-        if db.ping_queue.lock().unwrap().len() == n {
-            break;
-        }
+    let give_up = tokio::time::Instant::now() + homeward_tests::BACKGROUND_WAIT;
+    while db.ping_queue.lock().unwrap().len() != n && tokio::time::Instant::now() < give_up {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(db.ping_queue.lock().unwrap().len(), n, "{what}");
