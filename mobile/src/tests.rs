@@ -522,13 +522,7 @@ fn settings(checks: Option<Vec<Check>>, confirm_sign_out: bool) -> String {
 #[test]
 fn settings_before_the_self_test() {
     let html = settings(None, false);
-    for testid in [
-        "enable-notifications",
-        "run-self-test",
-        "sign-out",
-        "sign-out-everywhere",
-        "notifications-status",
-    ] {
+    for testid in ["enable-notifications", "run-self-test", "sign-out", "sign-out-everywhere", "notifications-status"] {
         assert!(html.contains(&format!(r#"data-testid="{testid}""#)), "{testid} in {html}");
     }
     assert!(!html.contains("check-server"));

@@ -189,6 +189,11 @@ impl ApiClient {
         Self { credentials: Credentials::with(Some(sign_in)), ..self.clone() }
     }
 
+    /// The same sign-in (renewals shared) sent to another server of the same deployment.
+    pub fn at(&self, base: impl Into<String>) -> Self {
+        Self { base: base.into().trim_end_matches('/').to_string(), ..self.clone() }
+    }
+
     /// Be told whenever the sign-in changes (to save it on the device).
     pub fn on_sign_in_change(&self, callback: OnSignInChange) {
         *self.credentials.on_change.lock().unwrap_or_else(|e| e.into_inner()) = Some(callback);
@@ -361,7 +366,11 @@ impl ApiClient {
     /// Import staff from CSV text. A refused import comes back as `Err(Ok(ImportErrors))`.
     pub async fn import_staff(&self, csv: &str) -> ClientResult<Result<ImportReport, ImportErrors>> {
         let response = self
-            .execute(self.request(Method::POST, "/api/v1/users/import").header("content-type", "text/csv").body(csv.to_string()))
+            .execute(
+                self.request(Method::POST, "/api/v1/users/import")
+                    .header("content-type", "text/csv")
+                    .body(csv.to_string()),
+            )
             .await?;
         let status = response.status();
         if status.is_success() {
@@ -518,8 +527,9 @@ impl ApiClient {
     /// through `fetch` itself.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn board_events(&self) -> ClientResult<BoardEvents> {
-        let response =
-            self.execute(self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream")).await?;
+        let response = self
+            .execute(self.request(Method::GET, "/api/v1/board/events").header("accept", "text/event-stream"))
+            .await?;
         let status = response.status();
         if !status.is_success() {
             return Err(error_from(status, response).await);

@@ -141,7 +141,8 @@ async fn deactivating_someone_stops_their_devices_at_once(backend: Backend) {
     let phone = school.staff.api.clone();
     let refresh_token = phone.sign_in().unwrap().refresh_token.unwrap();
     phone.me().await.expect("signed in");
-    let update = UpdateUserRequest { roles: None, line_manager_id: None, clear_line_manager: false, active: Some(false) };
+    let update =
+        UpdateUserRequest { roles: None, line_manager_id: None, clear_line_manager: false, active: Some(false) };
     school.admin.api.update_user(school.staff.id(), &update).await.expect("deactivate");
     // Within one access-token lifetime, and in fact at once: the token and its renewal are refused.
     assert_eq!(phone.me().await.expect_err("deactivated").status(), Some(StatusCode::UNAUTHORIZED));
@@ -175,7 +176,8 @@ async fn signing_out_one_device_or_every_device(backend: Backend) {
 
     // Sign out another device of mine from this one; someone else's device is not mine to end.
     let tablet_id = tablet.sign_in().unwrap().device_id.unwrap();
-    let (status, _) = school.other_staff.api.raw(Method::DELETE, &format!("/api/v1/me/devices/{tablet_id}"), None).await.unwrap();
+    let (status, _) =
+        school.other_staff.api.raw(Method::DELETE, &format!("/api/v1/me/devices/{tablet_id}"), None).await.unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
     tablet.me().await.expect("still signed in");
     phone.sign_out_device(tablet_id).await.expect("sign out the tablet");

@@ -109,8 +109,8 @@ pub async fn renew(
     if !credential.user_active {
         return Ok(Renewal::Refused { why: "this account has been deactivated" });
     }
-    let first_use = credential.used_at.is_none()
-        && sign_ins::mark_refresh_token_used(tx, &presented_hash, &next_hash, now).await?;
+    let first_use =
+        credential.used_at.is_none() && sign_ins::mark_refresh_token_used(tx, &presented_hash, &next_hash, now).await?;
     if first_use {
         sign_ins::insert_refresh_token(tx, &next_hash, credential.device_id, now).await?;
     } else {

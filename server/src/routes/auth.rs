@@ -35,8 +35,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
     if body.password.chars().count() > 128 {
         return Err(FieldError::new("password", "a password has at most 128 characters").into());
     }
-    let address =
-        client_address(&req, &state.settings.trusted_proxies).map(|a| a.to_string()).unwrap_or_default();
+    let address = client_address(&req, &state.settings.trusted_proxies).map(|a| a.to_string()).unwrap_or_default();
     let now = state.clock.now();
     if let Err(wait) = state.login_limiter.check(email.as_ref(), &address, now) {
         let minutes = wait.div_ceil(60);

@@ -75,10 +75,10 @@ impl Watch {
 /// lapses (its access tokens are renewed meanwhile), or the account is deactivated.
 async fn still_signed_in(state: &AppState, user: &AuthUser) -> bool {
     let row: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(crate::store::sign_ins::STILL_SIGNED_IN)
-    .bind(&user.token_hash)
-    .bind(to_millis(state.clock.now()))
-    .fetch_optional(&state.db.pool)
-    .await;
+        .bind(&user.token_hash)
+        .bind(to_millis(state.clock.now()))
+        .fetch_optional(&state.db.pool)
+        .await;
     // An unreachable database is not a sign-out: keep the stream, it reports the problem itself.
     !matches!(row, Ok(None))
 }

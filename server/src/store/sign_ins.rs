@@ -159,13 +159,14 @@ pub async fn renew_device(
 
 /// End one device's sign-in and every access token it holds. `false` when it had already ended.
 pub async fn revoke_device(tx: &mut WriteTx, device_id: Uuid, now: Timestamp, reason: &str) -> Result<bool, ApiError> {
-    let result =
-        sqlx::query("update devices set revoked_at = $1, revoked_reason = $2 where device_id = $3 and revoked_at is null")
-            .bind(to_millis(now))
-            .bind(reason)
-            .bind(device_id.to_string())
-            .execute(tx.conn())
-            .await?;
+    let result = sqlx::query(
+        "update devices set revoked_at = $1, revoked_reason = $2 where device_id = $3 and revoked_at is null",
+    )
+    .bind(to_millis(now))
+    .bind(reason)
+    .bind(device_id.to_string())
+    .execute(tx.conn())
+    .await?;
     sqlx::query("update access_tokens set revoked_at = $1 where device_id = $2 and revoked_at is null")
         .bind(to_millis(now))
         .bind(device_id.to_string())
@@ -176,14 +177,20 @@ pub async fn revoke_device(tx: &mut WriteTx, device_id: Uuid, now: Timestamp, re
 
 /// End every sign-in of a person: all devices and all access tokens (also any made before devices).
 /// Returns how many devices were signed out.
-pub async fn revoke_all_of_user(tx: &mut WriteTx, user_id: Uuid, now: Timestamp, reason: &str) -> Result<u64, ApiError> {
-    let result =
-        sqlx::query("update devices set revoked_at = $1, revoked_reason = $2 where user_id = $3 and revoked_at is null")
-            .bind(to_millis(now))
-            .bind(reason)
-            .bind(user_id.to_string())
-            .execute(tx.conn())
-            .await?;
+pub async fn revoke_all_of_user(
+    tx: &mut WriteTx,
+    user_id: Uuid,
+    now: Timestamp,
+    reason: &str,
+) -> Result<u64, ApiError> {
+    let result = sqlx::query(
+        "update devices set revoked_at = $1, revoked_reason = $2 where user_id = $3 and revoked_at is null",
+    )
+    .bind(to_millis(now))
+    .bind(reason)
+    .bind(user_id.to_string())
+    .execute(tx.conn())
+    .await?;
     sqlx::query("update access_tokens set revoked_at = $1 where user_id = $2 and revoked_at is null")
         .bind(to_millis(now))
         .bind(user_id.to_string())
