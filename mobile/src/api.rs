@@ -598,11 +598,19 @@ mod board_stream {
         let mut request = reqwest::Client::new()
             .get(format!("{}/api/v1/board/events", client.base()))
             .header("accept", "text/event-stream");
-        if let Some(token) = client.token() {
+        let token = client.fresh_token().await;
+        if let Some(token) = &token {
             request = request.bearer_auth(token);
         }
         let mut response = request.send().await.map_err(ClientError::from)?;
         let status = response.status();
+        if let (reqwest::StatusCode::UNAUTHORIZED, Some(stale)) = (status, &token)
+            && client.can_renew()
+        {
+            // The token ran out: renew the device sign-in and let the caller reconnect at once.
+            client.renew(stale).await?;
+            return Ok(());
+        }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {

@@ -534,7 +534,7 @@ impl ApiClient {
         if !status.is_success() {
             return Err(error_from(status, response).await);
         }
-        Ok(BoardEvents { response, buffer: String::new() })
+        Ok(BoardEvents { response, buffer: Vec::new() })
     }
 
     pub async fn message_worker(&self, alert_id: Uuid, text: &str) -> ClientResult<AlertView> {
@@ -628,7 +628,7 @@ impl ApiClient {
 #[cfg(not(target_arch = "wasm32"))]
 pub struct BoardEvents {
     response: reqwest::Response,
-    buffer: String,
+    buffer: Vec<u8>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -636,14 +636,15 @@ impl BoardEvents {
     /// The next board the server sends; `Ok(None)` when the stream ends.
     pub async fn next(&mut self) -> ClientResult<Option<BoardView>> {
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let event: String = self.buffer.drain(..end + 2).collect();
-                if let Some(board) = parse_board_event(&event) {
+            // Events are cut on bytes and only then decoded: a chunk may end inside a character.
+            while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                if let Some(board) = parse_board_event(&String::from_utf8_lossy(&event)) {
                     return Ok(Some(board));
                 }
             }
             match self.response.chunk().await? {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
                 None => return Ok(None),
             }
         }
