@@ -19,6 +19,7 @@ use crate::escalation::scheduler;
 use crate::escalation::signals::SignalSettings;
 use crate::notify::deliverer;
 use crate::notify::email::Email;
+use crate::notify::endpoint_guard::EndpointGuard;
 use crate::notify::sms::Sms;
 use crate::notify::web_push::{VapidKeys, WebPush};
 use crate::notify::{Channel, Channels};
@@ -71,7 +72,16 @@ impl Application {
         let address = listener.local_addr()?;
         let vapid = VapidKeys::load_or_generate(&db).await?;
         let timeout = Duration::from_secs(settings.push_timeout_secs);
-        let push: Arc<dyn Channel> = Arc::new(WebPush::new(vapid.clone(), settings.vapid_subject.clone(), timeout)?);
+        if !settings.push_allow_hosts.is_empty() {
+            tracing::warn!(
+                hosts = ?settings.push_allow_hosts,
+                "HOMEWARD_PUSH_ALLOW_HOSTS is set: push endpoints on these hosts may use plain http and \
+                 non-public addresses. It is for tests only; never set it in production"
+            );
+        }
+        let guard = EndpointGuard::new(&settings.push_allow_hosts);
+        let push: Arc<dyn Channel> =
+            Arc::new(WebPush::new(vapid.clone(), settings.vapid_subject.clone(), timeout, guard)?);
         let email = Email::from_settings(&settings.email, settings.public_url(), timeout)?;
         let sms = Sms::from_settings(&settings.sms, settings.public_url(), timeout)?;
         let channels = Channels {

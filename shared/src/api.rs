@@ -637,6 +637,7 @@ pub struct TestPushResult {
     pub endpoint: String,
     /// Accepted by the push service: the notification is on its way to the device.
     pub delivered: bool,
+    /// What came of it, in words: the kind of answer and its HTTP status, never the service's own text.
     pub detail: String,
 }
 

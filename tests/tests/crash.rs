@@ -759,6 +759,8 @@ fn command(bin: &PathBuf, db: &TestDatabase) -> Command {
     command
         .env("DATABASE_URL", &db.url)
         .env("HOMEWARD_DATA_DIR", &db.data_dir)
+        // The tests' push service runs on loopback: allowed only through this setting, meant for tests.
+        .env("HOMEWARD_PUSH_ALLOW_HOSTS", "127.0.0.1")
         .current_dir(&db.data_dir)
         .stdin(Stdio::null())
         .kill_on_drop(true);

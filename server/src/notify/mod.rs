@@ -4,6 +4,7 @@
 
 pub mod deliverer;
 pub mod email;
+pub mod endpoint_guard;
 pub mod outbox;
 pub mod render;
 pub mod sms;

@@ -771,7 +771,7 @@ pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<Deliv
                     at: from_millis(*at),
                     outcome: outcome.clone(),
                     status_code: *status_code,
-                    error: error.clone(),
+                    error: error.as_deref().map(without_answer_text),
                 })
                 .collect();
             Ok(DeliveryView {
@@ -786,12 +786,23 @@ pub async fn for_alert(pool: &sqlx::AnyPool, alert_id: Uuid) -> Result<Vec<Deliv
                 step: step.map(|s| s + 1),
                 attempts,
                 last_status_code: code,
-                last_error: error,
+                last_error: error.as_deref().map(without_answer_text),
                 created_at: from_millis(created),
                 sent_at: sent.map(from_millis),
             })
         })
         .collect()
+}
+
+/// A recorded error as shown: rows written before push answers were kept out of the record carry up to
+/// 200 characters of what the push service said (`push service refused it (403): <text>`), which is
+/// cut off here; everything recorded since names only the class of failure.
+fn without_answer_text(error: &str) -> String {
+    const OLD: &str = "push service refused it (";
+    match error.find(OLD).and_then(|at| error[at..].find("):").map(|end| at + end + 1)) {
+        Some(end) => error[..end].to_string(),
+        None => error.to_string(),
+    }
 }
 
 /// Delivery in words, one line per recipient and purpose: "step 2: sent to 2 of Priya Okafor's devices
@@ -859,6 +870,15 @@ pub fn summarise(deliveries: &[DeliveryView]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_answer_text_from_before_is_not_shown() {
+        let old = "push service refused it (403): {\"error\": \"secret\"}";
+        assert_eq!(without_answer_text(old), "push service refused it (403)");
+        assert_eq!(without_answer_text(&format!("gave up: {old}")), "gave up: push service refused it (403)");
+        let now = "the push service refused the message (HTTP 403)";
+        assert_eq!(without_answer_text(now), now);
+    }
 
     fn row<'a>(mine: bool, channel: &'a str, status: &'a str, attempts: i64) -> ReachRow<'a> {
         ReachRow { mine, channel, status, attempts, held: false }

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::algorithms::ES256KeyPair;
 use web_push::{ContentEncoding, SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder};
 
+use super::endpoint_guard::{EndpointGuard, NotPublicAddress};
 use super::{Address, Channel, Device, Message, SendOutcome};
 use crate::db::Db;
 
@@ -38,16 +39,32 @@ impl VapidKeys {
     }
 }
 
+/// The most of a push service's answer that is read (for the server's log); the rest is never read.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// How much of a refusal's answer goes into the server's log.
+const LOGGED_ANSWER_CHARS: usize = 200;
+
 pub struct WebPush {
     http: reqwest::Client,
     keys: VapidKeys,
     subject: String,
+    guard: EndpointGuard,
 }
 
 impl WebPush {
-    pub fn new(keys: VapidKeys, subject: String, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
-        Ok(Self { http, keys, subject })
+    /// A push sender that reaches only public HTTPS endpoints (and the hosts `guard` allows): no
+    /// redirects followed, no proxy from the environment (the proxy would do the resolving), only
+    /// public addresses connected to, at most [`MAX_ANSWER_BYTES`] of an answer read.
+    pub fn new(keys: VapidKeys, subject: String, timeout: Duration, guard: EndpointGuard) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(guard.resolver())
+            .build()?;
+        Ok(Self { http, keys, subject, guard })
     }
 
     fn build(&self, device: &Device, message: &Message) -> Result<web_push::WebPushMessage, String> {
@@ -89,6 +106,14 @@ impl Channel for WebPush {
         let Address::Device(device) = to else {
             return SendOutcome::Failed { status: None, error: "push needs a subscribed device".into() };
         };
+        // The log names the push service, not the device's whole endpoint.
+        let service = origin(&device.endpoint).unwrap_or_default();
+        // Checked on every send, not only at subscription: rows written before the rule, and a literal
+        // address, which never reaches the resolver.
+        if let Err(refusal) = self.guard.check_url(&device.endpoint) {
+            tracing::warn!(%service, ?refusal, "push endpoint not allowed; not sent");
+            return SendOutcome::Failed { status: None, error: NOT_ALLOWED.into() };
+        }
         let built = match self.build(device, message) {
             Ok(m) => m,
             Err(error) => {
@@ -113,7 +138,7 @@ impl Channel for WebPush {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return SendOutcome::Retry { status: None, error: format!("no answer: {e}"), retry_after: None },
+            Err(e) => return unsent(&service, &e),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -122,27 +147,75 @@ impl Channel for WebPush {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        // What the caller and the alert's history are told is only the class of the answer and its status:
+        // the answer's text stays in the server's log, so a subscription cannot be used to read pages.
         match status {
             200..=299 => SendOutcome::Delivered { status },
             404 | 410 => SendOutcome::Gone { status },
             // 408: the service gave up waiting for our request (a loaded machine); it took nothing.
-            408 | 429 | 500..=599 => SendOutcome::Retry {
-                status: Some(status),
-                error: format!("push service answered {status}"),
-                retry_after,
-            },
-            _ => {
-                let text = response.text().await.unwrap_or_default();
+            408 | 429 | 500..=599 => {
+                tracing::debug!(%service, status, "push service busy");
+                SendOutcome::Retry {
+                    status: Some(status),
+                    error: format!("the push service is busy or unavailable (HTTP {status})"),
+                    retry_after,
+                }
+            }
+            300..=399 => {
+                tracing::warn!(%service, status, "push service answered a redirect; not followed");
                 SendOutcome::Failed {
                     status: Some(status),
-                    error: format!(
-                        "push service refused it ({status}): {}",
-                        text.chars().take(200).collect::<String>()
-                    ),
+                    error: format!("the push service answered with a redirect (HTTP {status}), which is not followed"),
+                }
+            }
+            _ => {
+                let answer = read_capped(response, MAX_ANSWER_BYTES).await;
+                let said: String = String::from_utf8_lossy(&answer).chars().take(LOGGED_ANSWER_CHARS).collect();
+                tracing::warn!(%service, status, answer = %said, "push service refused a message");
+                SendOutcome::Failed {
+                    status: Some(status),
+                    error: format!("the push service refused the message (HTTP {status})"),
                 }
             }
         }
     }
+}
+
+/// What a refused endpoint is recorded as.
+const NOT_ALLOWED: &str = "address not allowed: the endpoint is not a push service on a public https address";
+
+/// A send that got no answer, in classes (timed out, could not connect, address not allowed); the
+/// error itself goes to the log.
+fn unsent(service: &str, error: &reqwest::Error) -> SendOutcome {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<NotPublicAddress>() {
+            tracing::warn!(%service, "push endpoint resolves to no public address; not sent");
+            return SendOutcome::Failed { status: None, error: NOT_ALLOWED.into() };
+        }
+        source = e.source();
+    }
+    tracing::warn!(%service, error = ?error, "no answer from a push service");
+    let error = if error.is_timeout() {
+        "the push service did not answer in time (timed out)"
+    } else if error.is_connect() {
+        "could not connect to the push service"
+    } else {
+        "no answer from the push service"
+    };
+    SendOutcome::Retry { status: None, error: error.into(), retry_after: None }
+}
+
+/// At most `cap` bytes of the answer's body; whatever follows is never read (the connection is dropped).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut read = Vec::new();
+    while read.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read.extend_from_slice(&chunk[..chunk.len().min(cap - read.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    read
 }
 
 #[cfg(test)]

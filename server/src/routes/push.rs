@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, parse_id};
 use crate::clock::{from_millis, to_millis};
 use crate::error::{ApiError, ApiResult};
+use crate::notify::endpoint_guard::{EndpointGuard, Refusal};
 use crate::notify::outbox;
 use crate::routes::extract::Json;
 use crate::state::AppState;
@@ -50,7 +51,8 @@ fn check_key(field: &'static str, raw: &str, len: usize) -> Result<(), FieldErro
 }
 
 /// Subscribe this browser to alerts (one user may have several devices). Subscribing the same
-/// endpoint again updates its keys and owner.
+/// endpoint again updates its keys and owner. The endpoint must be an https URL whose host is a public
+/// address (checked after resolving its name); anything else is refused (422, field `endpoint`).
 #[utoipa::path(post, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
     request_body = PushSubscriptionRequest,
     responses((status = 201, body = PushSubscriptionView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -61,13 +63,17 @@ pub async fn subscribe(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let endpoint = body.endpoint.trim().to_string();
-    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) || endpoint.len() > 2_000 {
-        return Err(
-            FieldError::new("endpoint", "the endpoint must be an http(s) URL of at most 2000 characters").into()
-        );
+    // Only a push service on a public https address (the server must not be a way into the school's
+    // network); the hosts of HOMEWARD_PUSH_ALLOW_HOSTS are the exception, for tests.
+    let guard = EndpointGuard::new(&state.settings.push_allow_hosts);
+    if endpoint.len() > 2_000 {
+        return Err(FieldError::new("endpoint", Refusal::NotAUrl.explain()).into());
     }
+    guard.check_url(&endpoint).map_err(|refusal| FieldError::new("endpoint", refusal.explain()))?;
     check_key("keys.p256dh", &body.keys.p256dh, 65)?;
     check_key("keys.auth", &body.keys.auth, 16)?;
+    // After the cheap checks: what the name resolves to now.
+    guard.check_subscription(&endpoint).await.map_err(|refusal| FieldError::new("endpoint", refusal.explain()))?;
     let now = state.clock.now();
     let id = Uuid::new_v4();
     let mut tx = state.db.begin().await?;
@@ -108,8 +114,9 @@ pub async fn unsubscribe(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Send a test notification to every one of my devices now, and say what each push service answered:
-/// the safety-net check that alerts will reach this person.
+/// Send a test notification to every one of my devices now, and say how each push service answered (the
+/// class of answer and its HTTP status, never its text): the safety-net check that alerts will reach
+/// this person.
 #[utoipa::path(post, path = "/api/v1/push/test", tag = "push", security(("bearer" = [])),
     responses((status = 200, body = TestPushReport), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn test(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {

@@ -144,7 +144,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let level = args.server_log_level.as_deref();
-    let mut server = ServerProcess::start(&bin, &db, &log_path, level, &[]).await?;
+    // The push service below runs on loopback: allowed only through this setting, meant for tests.
+    let push_on_loopback = [("HOMEWARD_PUSH_ALLOW_HOSTS", "127.0.0.1")];
+    let mut server = ServerProcess::start(&bin, &db, &log_path, level, &push_on_loopback).await?;
     let school = setup(&args, &server.base).await?;
     let deadlines = deadline_phase(&args, &school.workers, school.plan_id, &school.push, &db).await?;
     let panics = if args.panics > 0 {
@@ -154,7 +156,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         // connection has prepared the alert insert for an alert without a position (every missed deadline
         // above), inserting one with a position (a panic) on that connection fails.
         server.stop().await;
-        server = ServerProcess::start(&bin, &db, &log_path.with_extension("2.log"), level, &[]).await?;
+        server = ServerProcess::start(&bin, &db, &log_path.with_extension("2.log"), level, &push_on_loopback).await?;
         let workers: Vec<ApiClient> = school
             .workers
             .iter()

@@ -259,7 +259,9 @@ async fn school(common: &Common, leaders: usize, second_step: i64) -> anyhow::Re
         ],
     )
     .await?;
-    let server = ServerProcess::start(&bin, &db, &log, common.server_log_level.as_deref(), &[]).await?;
+    // The push service below runs on loopback: allowed only through this setting, meant for tests.
+    let push_on_loopback = [("HOMEWARD_PUSH_ALLOW_HOSTS", "127.0.0.1")];
+    let server = ServerProcess::start(&bin, &db, &log, common.server_log_level.as_deref(), &push_on_loopback).await?;
     let anonymous = ApiClient::new(&server.base);
     let (admin, _) = anonymous.login("admin@workload.test", PASSWORD).await.context("the admin signs in")?;
     let mut leader_clients = Vec::new();
