@@ -118,15 +118,7 @@ async fn rewrite_chain(app: &TestApp, school: &School, edit: Option<i64>, hash: 
     for e in entries(app, school).await {
         let detail = if Some(e.seq) == edit { "nothing to see here".to_string() } else { e.detail.clone() };
         let actor = e.actor_id.map(|a| a.to_string()).unwrap_or_default();
-        let new = hash(&Material {
-            prev_hash: &prev,
-            seq: e.seq,
-            at: e.at.timestamp_millis(),
-            actor: &actor,
-            action: &e.action,
-            subject: &e.subject,
-            detail: &detail,
-        });
+        let new = hash(&Material { prev_hash: &prev, detail: &detail, ..Material::of(&e, &actor) });
         sqlx::query("update audit_log set detail = $1, prev_hash = $2, hash = $3 where school_id = $4 and seq = $5")
             .bind(&detail)
             .bind(&prev)
@@ -171,15 +163,7 @@ async fn an_untouched_log_is_intact_and_its_signed_head_is_kept_and_mailed(backe
     // Every hash is keyed: none is the plain SHA-256 of its entry.
     for e in entries(&app, &school).await {
         let actor = e.actor_id.map(|a| a.to_string()).unwrap_or_default();
-        let plain = audit::unkeyed_hash(&Material {
-            prev_hash: &e.prev_hash,
-            seq: e.seq,
-            at: e.at.timestamp_millis(),
-            actor: &actor,
-            action: &e.action,
-            subject: &e.subject,
-            detail: &e.detail,
-        });
+        let plain = audit::unkeyed_hash(&Material::of(&e, &actor));
         assert_ne!(plain, e.hash, "entry {} is keyed", e.seq);
     }
 

@@ -105,7 +105,7 @@ async fn enable_notifications(mut state: AppState) -> Result<String, String> {
 
 #[component]
 pub fn Settings() -> Element {
-    let mut state = use_app();
+    let state = use_app();
     let mut checks = use_signal(|| None::<Vec<Check>>);
     let mut checking = use_signal(|| false);
     let mut push_status = use_signal(|| None::<Result<String, String>>);
@@ -149,37 +149,37 @@ pub fn Settings() -> Element {
                     checking.set(false);
                 });
             },
-            on_sign_out: move |_| {
-                let waiting = state.queue.peek().len();
-                if waiting > 0 && !confirm_sign_out() {
-                    confirm_sign_out.set(true);
-                    return;
-                }
-                let api = state.api();
-                // Best effort: the token is forgotten here whether or not the server hears of it.
-                spawn(async move {
-                    let _ = api.logout().await;
-                });
-                state.dispatch(Action::SignedOut { discard_queue: waiting > 0 });
-                navigator().replace(Route::SignIn {});
-            },
-            on_sign_out_everywhere: move |_| {
-                let waiting = state.queue.peek().len();
-                if waiting > 0 && !confirm_sign_out() {
-                    confirm_sign_out.set(true);
-                    return;
-                }
-                let api = state.api();
-                // A lost or stolen phone: every device of mine stops, this one too.
-                spawn(async move {
-                    let _ = api.logout_everywhere().await;
-                });
-                state.dispatch(Action::SignedOut { discard_queue: waiting > 0 });
-                navigator().replace(Route::SignIn {});
-            },
+            on_sign_out: move |_| sign_out(state, confirm_sign_out, Everywhere::No),
+            on_sign_out_everywhere: move |_| sign_out(state, confirm_sign_out, Everywhere::Yes),
             on_keep_signed_in: move |_| confirm_sign_out.set(false),
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Everywhere {
+    No,
+    /// A lost or stolen phone: every device of mine stops, this one too.
+    Yes,
+}
+
+/// Sign out, after a confirmation when something has not reached the server yet.
+fn sign_out(mut state: AppState, mut confirm_sign_out: Signal<bool>, everywhere: Everywhere) {
+    let waiting = state.queue.peek().len();
+    if waiting > 0 && !confirm_sign_out() {
+        confirm_sign_out.set(true);
+        return;
+    }
+    let api = state.api();
+    // Best effort: the sign-in is forgotten here whether or not the server hears of it.
+    spawn(async move {
+        let _ = match everywhere {
+            Everywhere::No => api.logout().await,
+            Everywhere::Yes => api.logout_everywhere().await,
+        };
+    });
+    state.dispatch(Action::SignedOut { discard_queue: waiting > 0 });
+    navigator().replace(Route::SignIn {});
 }
 
 #[component]

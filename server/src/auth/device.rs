@@ -124,7 +124,8 @@ pub async fn renew(
                     again.successor_hash.as_deref() == Some(next_hash.as_str()) && !again.successor_used
                 }));
         if !repeated {
-            sign_ins::revoke_device(tx, credential.device_id, now, "refresh credential reused").await?;
+            sign_ins::revoke(tx, sign_ins::SignIns::Device(credential.device_id), now, "refresh credential reused")
+                .await?;
             audit::append(
                 tx,
                 audit::Action {

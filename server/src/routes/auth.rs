@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::extract::Json;
 use crate::routes::parse_path_id;
 use crate::state::AppState;
+use crate::store::sign_ins::SignIns;
 use crate::store::{audit, sign_ins, users};
 
 fn login_response(issued: Issued, user: UserView) -> LoginResponse {
@@ -107,7 +108,7 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
     let mut tx = state.db.begin().await?;
     match user.device_id {
         Some(device_id) => {
-            sign_ins::revoke_device(&mut tx, device_id, now, "signed out").await?;
+            sign_ins::revoke(&mut tx, SignIns::Device(device_id), now, "signed out").await?;
         }
         None => sign_ins::revoke_access_token(&mut tx, &user.token_hash, now).await?,
     }
@@ -121,7 +122,7 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
 pub async fn logout_everywhere(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let devices = sign_ins::revoke_all_of_user(&mut tx, user.user_id, now, "signed out everywhere").await?;
+    let devices = sign_ins::revoke(&mut tx, SignIns::OfUser(user.user_id), now, "signed out everywhere").await?;
     audit::append(
         &mut tx,
         audit::Action {
@@ -172,7 +173,7 @@ pub async fn sign_out_device(
         return Err(ApiError::NotFound("device"));
     }
     let mut tx = state.db.begin().await?;
-    sign_ins::revoke_device(&mut tx, device_id, now, "signed out from another device").await?;
+    sign_ins::revoke(&mut tx, SignIns::Device(device_id), now, "signed out from another device").await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -211,6 +211,21 @@ pub struct Material<'a> {
     pub detail: &'a str,
 }
 
+impl<'a> Material<'a> {
+    /// What a stored entry's hash covers; `actor` is its actor's id as text (empty for none).
+    pub fn of(entry: &'a AuditEntry, actor: &'a str) -> Self {
+        Material {
+            prev_hash: &entry.prev_hash,
+            seq: entry.seq,
+            at: entry.at.timestamp_millis(),
+            actor,
+            action: &entry.action,
+            subject: &entry.subject,
+            detail: &entry.detail,
+        }
+    }
+}
+
 impl Material<'_> {
     fn encode(&self) -> String {
         // A JSON array is an unambiguous encoding of the fields.
@@ -597,15 +612,7 @@ pub async fn verify(db: &Db, heads_path: &Path, school_id: Uuid) -> Result<Audit
         for e in batch {
             entries += 1;
             let actor = e.actor_id.map(|a| a.to_string()).unwrap_or_default();
-            let material = Material {
-                prev_hash: &e.prev_hash,
-                seq: e.seq,
-                at: e.at.timestamp_millis(),
-                actor: &actor,
-                action: &e.action,
-                subject: &e.subject,
-                detail: &e.detail,
-            };
+            let material = Material::of(&e, &actor);
             let structural = if e.seq != expected_seq {
                 Some(format!("entry {} is missing: the log jumps from {} to {}", expected_seq, expected_seq - 1, e.seq))
             } else if e.prev_hash != expected_prev {

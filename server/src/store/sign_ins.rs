@@ -157,43 +157,39 @@ pub async fn renew_device(
     Ok(())
 }
 
-/// End one device's sign-in and every access token it holds. `false` when it had already ended.
-pub async fn revoke_device(tx: &mut WriteTx, device_id: Uuid, now: Timestamp, reason: &str) -> Result<bool, ApiError> {
-    let result = sqlx::query(
-        "update devices set revoked_at = $1, revoked_reason = $2 where device_id = $3 and revoked_at is null",
-    )
-    .bind(to_millis(now))
-    .bind(reason)
-    .bind(device_id.to_string())
-    .execute(tx.conn())
-    .await?;
-    sqlx::query("update access_tokens set revoked_at = $1 where device_id = $2 and revoked_at is null")
-        .bind(to_millis(now))
-        .bind(device_id.to_string())
-        .execute(tx.conn())
-        .await?;
-    Ok(result.rows_affected() == 1)
+/// Whose sign-ins to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SignIns {
+    /// One device and the access tokens it holds.
+    Device(Uuid),
+    /// Every device of a person, and all their access tokens (also any made before devices).
+    OfUser(Uuid),
 }
 
-/// End every sign-in of a person: all devices and all access tokens (also any made before devices).
-/// Returns how many devices were signed out.
-pub async fn revoke_all_of_user(
-    tx: &mut WriteTx,
-    user_id: Uuid,
-    now: Timestamp,
-    reason: &str,
-) -> Result<u64, ApiError> {
-    let result = sqlx::query(
-        "update devices set revoked_at = $1, revoked_reason = $2 where user_id = $3 and revoked_at is null",
-    )
+impl SignIns {
+    /// The column both `devices` and `access_tokens` name it by, and its value.
+    fn filter(self) -> (&'static str, String) {
+        match self {
+            SignIns::Device(id) => ("device_id", id.to_string()),
+            SignIns::OfUser(id) => ("user_id", id.to_string()),
+        }
+    }
+}
+
+/// End sign-ins at once; returns how many devices were signed out (0 when they had already ended).
+pub async fn revoke(tx: &mut WriteTx, which: SignIns, now: Timestamp, reason: &str) -> Result<u64, ApiError> {
+    let (column, id) = which.filter();
+    let result = sqlx::query(&format!(
+        "update devices set revoked_at = $1, revoked_reason = $2 where {column} = $3 and revoked_at is null"
+    ))
     .bind(to_millis(now))
     .bind(reason)
-    .bind(user_id.to_string())
+    .bind(&id)
     .execute(tx.conn())
     .await?;
-    sqlx::query("update access_tokens set revoked_at = $1 where user_id = $2 and revoked_at is null")
+    sqlx::query(&format!("update access_tokens set revoked_at = $1 where {column} = $2 and revoked_at is null"))
         .bind(to_millis(now))
-        .bind(user_id.to_string())
+        .bind(&id)
         .execute(tx.conn())
         .await?;
     Ok(result.rows_affected())
@@ -212,20 +208,19 @@ pub async fn revoke_access_token(tx: &mut WriteTx, token_hash: &str, now: Timest
 /// A device that is signed in.
 pub struct Device {
     pub id: Uuid,
-    pub user_id: Uuid,
     pub created_at: Timestamp,
     pub last_renewed_at: Timestamp,
     pub expires_at: Timestamp,
 }
 
-/// A person's devices that are still signed in, newest first; `only` narrows to one device.
+/// A person's devices that are still signed in, newest first.
 pub async fn live_devices<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     exec: E,
     user_id: Uuid,
     now: Timestamp,
 ) -> Result<Vec<Device>, ApiError> {
-    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "select device_id, user_id, created_at, last_renewed_at, expires_at from devices \
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "select device_id, created_at, last_renewed_at, expires_at from devices \
          where user_id = $1 and revoked_at is null and expires_at > $2 order by created_at desc",
     )
     .bind(user_id.to_string())
@@ -233,10 +228,9 @@ pub async fn live_devices<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .fetch_all(exec)
     .await?;
     rows.into_iter()
-        .map(|(id, user, created, renewed, expires)| {
+        .map(|(id, created, renewed, expires)| {
             Ok(Device {
                 id: parse_id(&id)?,
-                user_id: parse_id(&user)?,
                 created_at: from_millis(created),
                 last_renewed_at: from_millis(renewed),
                 expires_at: from_millis(expires),

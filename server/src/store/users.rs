@@ -174,7 +174,8 @@ pub async fn update(
         .await?;
     if !active {
         outbox::forget_devices(tx, outbox::Devices::OfUser(user_id), now).await?;
-        crate::store::sign_ins::revoke_all_of_user(tx, user_id, now, "deactivated").await?;
+        crate::store::sign_ins::revoke(tx, crate::store::sign_ins::SignIns::OfUser(user_id), now, "deactivated")
+            .await?;
     }
     Ok(())
 }
