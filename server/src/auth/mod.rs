@@ -17,6 +17,7 @@ use crate::clock::to_millis;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use crate::db::parse_id;
 use crate::store::sign_ins::{TOKEN_ROW, TokenRow};
 
 /// On SQLite the token is looked up on the calling thread ([`crate::db::inline_read`]): every request
@@ -111,8 +112,4 @@ impl FromRequest for AuthUser {
             })
         })
     }
-}
-
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|e| ApiError::Unexpected(anyhow::anyhow!("bad id `{raw}` in the database: {e}")))
 }

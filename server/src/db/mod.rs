@@ -2,10 +2,13 @@
 //! written once. Times are stored as unix milliseconds and ids as UUID text on both.
 
 pub mod batch;
+pub mod codec;
 pub mod direct;
 pub mod inline_read;
 mod migrations;
 pub mod planner_statistics;
+
+pub use codec::parse_id;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

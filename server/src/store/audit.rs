@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::configuration::Settings;
+use crate::db::parse_id;
 use crate::db::{Db, WriteTx};
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -8,8 +8,9 @@ use homeward_shared::session::{AlarmKind, SessionStatus};
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::{AuthUser, parse_id};
+use crate::auth::AuthUser;
 use crate::clock::from_millis;
+use crate::db::parse_id;
 use crate::error::ApiError;
 use crate::escalation::alerts;
 use crate::store::sessions;

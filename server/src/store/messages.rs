@@ -4,9 +4,9 @@ use homeward_shared::api::{AlertMessage, MessageDirection};
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 
 pub struct NewMessage<'a> {

@@ -400,7 +400,7 @@ async fn insert_rows(tx: &mut WriteTx, rows: &[Row<'_>]) -> Result<HashSet<Uuid>
                 .bind(to_millis(row.received_at));
         }
         for (ping_id,) in query.fetch_all(tx.conn()).await? {
-            inserted.insert(crate::auth::parse_id(&ping_id)?);
+            inserted.insert(crate::db::parse_id(&ping_id)?);
         }
     }
     Ok(inserted)

@@ -5,9 +5,9 @@ use homeward_shared::api::EscalationPlanView;
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::from_millis;
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 use crate::store::audit;
 

@@ -8,9 +8,9 @@ use homeward_shared::session::Outcome;
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 
 /// The most items of each source one answer holds.

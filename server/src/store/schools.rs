@@ -77,7 +77,7 @@ pub async fn find_by_name(pool: &sqlx::AnyPool, name: &str) -> Result<Option<Uui
             .bind(name)
             .fetch_optional(pool)
             .await?;
-    row.map(|(id,)| crate::auth::parse_id(&id)).transpose()
+    row.map(|(id,)| crate::db::parse_id(&id)).transpose()
 }
 
 pub async fn exists(pool: &sqlx::AnyPool, school_id: Uuid) -> Result<bool, ApiError> {

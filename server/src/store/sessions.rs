@@ -10,9 +10,10 @@ use homeward_shared::{CheckInInterval, Coordinates, RiskAssessment, VisitDuratio
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::{AuthUser, parse_id};
+use crate::auth::AuthUser;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 use crate::store::audit;
 

@@ -4,9 +4,9 @@
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 
 /// The access token's owner as every request sees it: user id, school id, name, roles, expiry,

@@ -4,8 +4,8 @@ use homeward_shared::Role;
 use homeward_shared::api::UserView;
 use uuid::Uuid;
 
-use crate::auth::parse_id;
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 use crate::notify::outbox;
 
