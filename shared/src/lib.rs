@@ -1,6 +1,7 @@
-//! The Homeward domain: validated types, the session state machine, the escalation-plan model and the
+//! The Homeward domain: validated types, the session and alert state machines, the escalation-plan model and the
 //! API's wire types. Light dependencies so that it compiles for the phone (wasm32) as well as the server.
 
+pub mod alert;
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;

@@ -1,8 +1,11 @@
 //! Alerts and their ladder: raise, fire each step of the school's plan, repeat to every leader when the
 //! plan runs out, pause while a leader owns the alert (and resume if they do not resolve it), stand
-//! down when the worker turns up, resolve with an outcome.
+//! down when the worker turns up, resolve with an outcome. Whether an alert may change, and how, is
+//! decided by the pure state machine in `homeward_shared::alert`; this module reads the alert, applies
+//! the event and writes the new state.
 
 use chrono::Duration;
+use homeward_shared::alert::{AlertEffect, AlertError, AlertEvent, AlertState, AlertTransition, Resolution};
 use homeward_shared::api::{AlertKind, AlertResolution, AlertStatus, EscalationPlanView, PushPayload};
 use homeward_shared::escalation::{Channel, default_channels};
 use homeward_shared::{Coordinates, Recipient, Role};
@@ -54,12 +57,49 @@ pub fn kind_str(kind: AlertKind) -> &'static str {
     }
 }
 
-fn status_str(status: AlertStatus) -> &'static str {
-    match status {
-        AlertStatus::Escalating => "escalating",
-        AlertStatus::Acknowledged => "acknowledged",
-        AlertStatus::Resolved => "resolved",
-        AlertStatus::StoodDown => "stood_down",
+impl Alert {
+    /// What the alert's lifecycle knows of it.
+    pub fn state(&self) -> AlertState {
+        AlertState {
+            status: self.status,
+            steps_fired: self.steps_fired,
+            instruction: self.instruction.clone(),
+            owner: self.acknowledged_by,
+            owned_at: self.acknowledged_at,
+            resolution: match (self.resolution, self.resolved_by, self.resolved_at) {
+                (Some(outcome), Some(by), Some(at)) => {
+                    Some(Resolution { outcome, notes: self.resolution_notes.clone().unwrap_or_default(), by, at })
+                }
+                _ => None,
+            },
+            stood_down_at: self.stood_down_at,
+        }
+    }
+
+    fn set_state(&mut self, state: AlertState) {
+        self.status = state.status;
+        self.steps_fired = state.steps_fired;
+        self.instruction = state.instruction;
+        self.acknowledged_by = state.owner;
+        self.acknowledged_at = state.owned_at;
+        self.resolved_by = state.resolution.as_ref().map(|r| r.by);
+        self.resolved_at = state.resolution.as_ref().map(|r| r.at);
+        self.resolution = state.resolution.as_ref().map(|r| r.outcome);
+        self.resolution_notes = state.resolution.map(|r| r.notes);
+        self.stood_down_at = state.stood_down_at;
+    }
+}
+
+/// A refused change a person asked for, as the API says it.
+fn refused(error: AlertError) -> ApiError {
+    match error {
+        AlertError::AlreadyResolved | AlertError::AlreadyStoodDown => {
+            ApiError::conflict("alert_closed", "this alert is already closed")
+        }
+        AlertError::OwnedByAnother => {
+            ApiError::conflict("already_owned", "another leader has already taken ownership of this alert")
+        }
+        other => ApiError::conflict("alert_state", other.to_string()),
     }
 }
 
@@ -146,6 +186,26 @@ async fn open_for_session(tx: &mut WriteTx, session_id: Uuid) -> Result<Vec<Aler
     rows.iter().map(from_row).collect()
 }
 
+/// Make an applied transition real: cancel the alert's timers if it says so, then write the new state
+/// (nothing is written if nothing changed). Returns the effects left for the caller.
+async fn settle(
+    tx: &mut WriteTx,
+    alert: &mut Alert,
+    transition: AlertTransition,
+    now: Timestamp,
+) -> Result<Vec<AlertEffect>, ApiError> {
+    let AlertTransition { state, mut effects } = transition;
+    if effects.contains(&AlertEffect::TimersCancelled) {
+        timers::cancel_for_alert(tx, alert.id, now).await?;
+        effects.retain(|e| *e != AlertEffect::TimersCancelled);
+    }
+    if state != alert.state() {
+        alert.set_state(state);
+        write(tx, alert, now).await?;
+    }
+    Ok(effects)
+}
+
 async fn write(tx: &mut WriteTx, alert: &Alert, now: Timestamp) -> Result<(), ApiError> {
     tx.touch(alert.school_id);
     sqlx::query(
@@ -153,7 +213,7 @@ async fn write(tx: &mut WriteTx, alert: &Alert, now: Timestamp) -> Result<(), Ap
          resolved_by = $6, resolved_at = $7, resolution = $8, resolution_notes = $9, stood_down_at = $10, updated_at = $11 \
          where alert_id = $12",
     )
-    .bind(status_str(alert.status))
+    .bind(alert.status.as_str())
     .bind(alert.steps_fired)
     .bind(alert.instruction.as_deref())
     .bind(alert.acknowledged_by.map(|u| u.to_string()))
@@ -192,14 +252,15 @@ async fn insert(
         Some(l) => Some(l),
         None => last_location(tx, session.id).await?,
     };
+    let raised = AlertState::raised();
     let alert = Alert {
         id: Uuid::new_v4(),
         school_id: session.school_id,
         session_id: session.id,
         kind,
-        status: AlertStatus::Escalating,
+        status: raised.status,
         escalation_plan_id: session.escalation_plan_id,
-        steps_fired: 0,
+        steps_fired: raised.steps_fired,
         instruction: None,
         trigger_at,
         raised_at: now,
@@ -217,7 +278,9 @@ async fn insert(
     let position = if location.is_some() { "$8, $9" } else { "null, null" };
     let sql = format!(
         "insert into alerts (alert_id, school_id, session_id, kind, status, escalation_plan_id, steps_fired, trigger_at, \
-         raised_at, last_latitude, last_longitude, updated_at) values ($1, $2, $3, $4, 'escalating', $5, 0, $6, $7, {position}, $7)"
+         raised_at, last_latitude, last_longitude, updated_at) values ($1, $2, $3, $4, '{status}', $5, {steps}, $6, $7, {position}, $7)",
+        status = alert.status.as_str(),
+        steps = alert.steps_fired,
     );
     let mut query = sqlx::query(&sql)
         .bind(alert.id.to_string())
@@ -294,10 +357,8 @@ pub async fn raise_alarm(
     for open in open_for_session(tx, session.id).await? {
         if open.kind == AlertKind::MissedDeadline {
             let mut superseded = open;
-            superseded.status = AlertStatus::StoodDown;
-            superseded.stood_down_at = Some(now);
-            timers::cancel_for_alert(tx, superseded.id, now).await?;
-            write(tx, &superseded, now).await?;
+            let Ok(stood_down) = superseded.state().apply(&AlertEvent::StoodDown { at: now }) else { continue };
+            settle(tx, &mut superseded, stood_down, now).await?;
         }
     }
     let mut alert = insert(tx, session, kind, now, location, now).await?;
@@ -306,9 +367,9 @@ pub async fn raise_alarm(
     let people = recipients::resolve(tx, session, &everyone, true, now).await?;
     let channels = plan_channels(&plan.steps);
     let instruction = plan.steps.last().map(|s| s.instruction.clone()).unwrap_or_default();
-    alert.steps_fired = plan.steps.len() as i64;
-    alert.instruction = Some(instruction.clone());
-    write(tx, &alert, now).await?;
+    let fired = AlertEvent::FiredAtOnce { steps: plan.steps.len() as i64, instruction: instruction.clone() };
+    let fired = alert.state().apply(&fired).map_err(refused)?;
+    settle(tx, &mut alert, fired, now).await?;
     let payload = payload(&alert, session, Purpose::Step, None, &instruction);
     outbox::enqueue(tx, &alert, &people, Purpose::Step, None, &channels, &payload, now).await?;
     schedule_repeat(tx, &alert, session.id, now + Duration::seconds(plan.repeat_every_seconds), now).await
@@ -344,7 +405,8 @@ pub async fn fire_step(
     index: i64,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    if alert.status != AlertStatus::Escalating || index < alert.steps_fired {
+    // A stale timer (the step fired already, or the alert is owned or closed) does nothing.
+    if alert.state().step_is_due(index).is_err() {
         return Ok(());
     }
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
@@ -360,16 +422,17 @@ async fn fire_step_of(
     index: i64,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    if alert.status != AlertStatus::Escalating || index < alert.steps_fired {
-        return Ok(());
-    }
     let Some(step) = plan.steps.get(index as usize) else {
+        if alert.state().apply(&AlertEvent::PlanRanOut { index }).is_err() {
+            return Ok(());
+        }
         return schedule_repeat(tx, &alert, session.id, now, now).await;
     };
+    let Ok(fired) = alert.state().apply(&AlertEvent::StepFired { index, instruction: step.instruction.clone() }) else {
+        return Ok(());
+    };
     let people = recipients::resolve(tx, session, &step.recipients, false, now).await?;
-    alert.steps_fired = index + 1;
-    alert.instruction = Some(step.instruction.clone());
-    write(tx, &alert, now).await?;
+    settle(tx, &mut alert, fired, now).await?;
     // A step that named the on-call leader when nobody is on call, and so reaches nobody, must not leave
     // the alert waiting for its next step's delay: the next step fires now.
     let mut fall_through = false;
@@ -448,7 +511,8 @@ async fn fire_step_of(
 
 /// The plan ran out and nobody has taken ownership: tell every leader again. It never ends silently.
 pub async fn fire_repeat(tx: &mut WriteTx, alert: Alert, session: &SessionRow, now: Timestamp) -> Result<(), ApiError> {
-    if alert.status != AlertStatus::Escalating {
+    // Owned or closed since the repeat was armed: nothing to do.
+    if alert.state().apply(&AlertEvent::Repeated).is_err() {
         return Ok(());
     }
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
@@ -474,11 +538,9 @@ pub async fn ownership_timed_out(
     session: &SessionRow,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    if alert.status != AlertStatus::Acknowledged {
-        return Ok(());
-    }
-    alert.status = AlertStatus::Escalating;
-    write(tx, &alert, now).await?;
+    // Resolved, stood down or already resumed in the meantime: nothing to do.
+    let Ok(lapsed) = alert.state().apply(&AlertEvent::OwnershipLapsed) else { return Ok(()) };
+    let effects = settle(tx, &mut alert, lapsed, now).await?;
     audit::append(
         tx,
         audit::Action {
@@ -491,10 +553,10 @@ pub async fn ownership_timed_out(
         },
     )
     .await?;
+    let Some(&AlertEffect::EscalationResumed { next_step }) = effects.first() else { return Ok(()) };
     let plan = plans::get_in_school(tx.conn(), alert.school_id, alert.escalation_plan_id).await?;
-    if (alert.steps_fired as usize) < plan.steps.len() {
-        let index = alert.steps_fired;
-        fire_step(tx, alert, session, index, now).await
+    if (next_step as usize) < plan.steps.len() {
+        fire_step(tx, alert, session, next_step, now).await
     } else {
         fire_repeat(tx, alert, session, now).await
     }
@@ -507,24 +569,12 @@ pub async fn acknowledge(
     ownership_timeout: Duration,
     now: Timestamp,
 ) -> Result<Alert, ApiError> {
-    match alert.status {
-        AlertStatus::Escalating => {}
-        AlertStatus::Acknowledged if alert.acknowledged_by == Some(user) => return Ok(alert),
-        AlertStatus::Acknowledged => {
-            return Err(ApiError::conflict(
-                "already_owned",
-                "another leader has already taken ownership of this alert",
-            ));
-        }
-        AlertStatus::Resolved | AlertStatus::StoodDown => {
-            return Err(ApiError::conflict("alert_closed", "this alert is already closed"));
-        }
+    let taken = alert.state().apply(&AlertEvent::TakenOwnership { by: user, at: now }).map_err(refused)?;
+    let effects = settle(tx, &mut alert, taken, now).await?;
+    if !effects.contains(&AlertEffect::OwnershipTimeoutArmed) {
+        // The owner took it again: nothing changed.
+        return Ok(alert);
     }
-    alert.status = AlertStatus::Acknowledged;
-    alert.acknowledged_by = Some(user);
-    alert.acknowledged_at = Some(now);
-    timers::cancel_for_alert(tx, alert.id, now).await?;
-    write(tx, &alert, now).await?;
     timers::insert(
         tx,
         NewTimer {
@@ -562,21 +612,9 @@ pub async fn resolve(
     notes: String,
     now: Timestamp,
 ) -> Result<Alert, ApiError> {
-    if matches!(alert.status, AlertStatus::Resolved | AlertStatus::StoodDown) {
-        return Err(ApiError::conflict("alert_closed", "this alert is already closed"));
-    }
-    if alert.acknowledged_by.is_none() {
-        // Resolving takes ownership.
-        alert.acknowledged_by = Some(user);
-        alert.acknowledged_at = Some(now);
-    }
-    alert.status = AlertStatus::Resolved;
-    alert.resolved_by = Some(user);
-    alert.resolved_at = Some(now);
-    alert.resolution = Some(resolution);
-    alert.resolution_notes = Some(notes.clone());
-    timers::cancel_for_alert(tx, alert.id, now).await?;
-    write(tx, &alert, now).await?;
+    let resolved = AlertEvent::Resolved { outcome: resolution, notes: notes.clone(), by: user, at: now };
+    let resolved = alert.state().apply(&resolved).map_err(refused)?;
+    settle(tx, &mut alert, resolved, now).await?;
     audit::append(
         tx,
         audit::Action {
@@ -608,10 +646,8 @@ pub async fn stand_down(
         if alert.kind != AlertKind::MissedDeadline {
             continue;
         }
-        alert.status = AlertStatus::StoodDown;
-        alert.stood_down_at = Some(now);
-        timers::cancel_for_alert(tx, alert.id, now).await?;
-        write(tx, &alert, now).await?;
+        let Ok(stood_down) = alert.state().apply(&AlertEvent::StoodDown { at: now }) else { continue };
+        settle(tx, &mut alert, stood_down, now).await?;
         audit::append(
             tx,
             audit::Action {
@@ -659,8 +695,8 @@ pub async fn raise_notice(
         return Ok(None);
     }
     let mut alert = insert(tx, session, kind, now, location, now).await?;
-    alert.instruction = Some(text.to_string());
-    write(tx, &alert, now).await?;
+    let noticed = alert.state().apply(&AlertEvent::NoticeSent { text: text.to_string() }).map_err(refused)?;
+    settle(tx, &mut alert, noticed, now).await?;
     notify(tx, &alert, session, people, text, now).await?;
     Ok(Some(alert))
 }
@@ -682,11 +718,10 @@ pub async fn notify(
 /// The visit is over: its informational alerts close with it.
 pub async fn close_notices(tx: &mut WriteTx, session_id: Uuid, now: Timestamp) -> Result<(), ApiError> {
     for mut alert in open_for_session(tx, session_id).await? {
-        if alert.kind.is_informational() {
-            alert.status = AlertStatus::StoodDown;
-            alert.stood_down_at = Some(now);
-            timers::cancel_for_alert(tx, alert.id, now).await?;
-            write(tx, &alert, now).await?;
+        if alert.kind.is_informational()
+            && let Ok(stood_down) = alert.state().apply(&AlertEvent::StoodDown { at: now })
+        {
+            settle(tx, &mut alert, stood_down, now).await?;
         }
     }
     Ok(())

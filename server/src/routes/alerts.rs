@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use homeward_shared::api::{
-    AlertKind, AlertStatus, AlertView, MessageDirection, ResolveAlertRequest, SendMessageRequest, TrailPoint,
+    AlertKind, AlertView, MessageDirection, ResolveAlertRequest, SendMessageRequest, TrailPoint,
 };
 use homeward_shared::session::{Event, EventKind};
 use homeward_shared::{ErrorBody, FieldError, Role};
@@ -226,7 +226,7 @@ pub async fn message(
             "a duress alarm is silent: nothing may appear on the worker's phone; follow the plan's instruction",
         ));
     }
-    if !matches!(found.status, AlertStatus::Escalating | AlertStatus::Acknowledged) {
+    if !found.status.is_open() {
         return Err(ApiError::conflict("alert_closed", "the alert is closed: the worker is no longer asked"));
     }
     let now = state.clock.now();
