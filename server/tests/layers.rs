@@ -53,7 +53,6 @@ const UPWARD_TODAY: &[&str] = &[
     "store/pings -> escalation",
     "store/sessions -> auth",
     "store/sessions -> escalation",
-    "store/users -> notify",
 ];
 
 fn layer_of(module: &str) -> (u8, &'static str) {

@@ -8,8 +8,10 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, password};
 use crate::error::{ApiError, ApiResult};
 use crate::import::{self, ImportError};
+use crate::notify::outbox;
 use crate::routes::extract::Json;
 use crate::state::AppState;
+use crate::store::sign_ins::{self, SignIns};
 use crate::store::{audit, users};
 
 /// The school's people: names, e-mails, roles and line managers, never home details. Staff need it to
@@ -224,7 +226,12 @@ pub async fn update(
     }
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    users::update(&mut tx, id, &roles, line_manager_id, active, now).await?;
+    users::update(&mut tx, id, &roles, line_manager_id, active).await?;
+    if !active {
+        // No alert waits on a phone nobody answers for, and no device of theirs stays signed in.
+        outbox::forget_devices(&mut tx, outbox::Devices::OfUser(id), now).await?;
+        sign_ins::revoke(&mut tx, SignIns::OfUser(id), now, "deactivated").await?;
+    }
     let mut changes = Vec::new();
     if roles != current.roles {
         changes.push(format!("roles {}", users::encode_roles(&roles)));

@@ -7,7 +7,6 @@ use uuid::Uuid;
 use crate::db::WriteTx;
 use crate::db::parse_id;
 use crate::error::ApiError;
-use crate::notify::outbox;
 
 pub fn encode_roles(roles: &[Role]) -> String {
     roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
@@ -155,15 +154,13 @@ pub async fn set_phone(tx: &mut WriteTx, user_id: Uuid, phone: Option<&str>) -> 
     Ok(())
 }
 
-/// Change a user's roles, line manager and active flag. Deactivating also removes their push devices,
-/// so no alert waits on a phone nobody answers for.
+/// Change a user's roles, line manager and active flag.
 pub async fn update(
     tx: &mut WriteTx,
     user_id: Uuid,
     roles: &[Role],
     line_manager_id: Option<Uuid>,
     active: bool,
-    now: crate::Timestamp,
 ) -> Result<(), ApiError> {
     sqlx::query("update users set roles = $1, line_manager_id = $2, active = $3 where user_id = $4")
         .bind(encode_roles(roles))
@@ -172,10 +169,5 @@ pub async fn update(
         .bind(user_id.to_string())
         .execute(tx.conn())
         .await?;
-    if !active {
-        outbox::forget_devices(tx, outbox::Devices::OfUser(user_id), now).await?;
-        crate::store::sign_ins::revoke(tx, crate::store::sign_ins::SignIns::OfUser(user_id), now, "deactivated")
-            .await?;
-    }
     Ok(())
 }
