@@ -8,6 +8,7 @@ pub mod client;
 pub mod email;
 pub mod error;
 pub mod escalation;
+pub mod geometry;
 pub mod location;
 pub mod phone;
 pub mod pupil;

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::FieldError;
+use crate::{FieldError, geometry};
 
 /// A WGS84 position. Construct with [`Coordinates::parse`] so latitude and longitude are in range.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -9,8 +9,6 @@ pub struct Coordinates {
     pub latitude: f64,
     pub longitude: f64,
 }
-
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 impl Coordinates {
     pub fn parse(latitude: f64, longitude: f64) -> Result<Self, FieldError> {
@@ -26,13 +24,10 @@ impl Coordinates {
         Ok(Self { latitude, longitude })
     }
 
-    /// Great-circle (haversine) distance in metres: what "left the visit's geofence" is measured with.
+    /// Great-circle (haversine) distance in metres: what "left the visit's geofence" is measured with
+    /// ([`geometry::distance_m`]).
     pub fn distance_m(&self, other: &Coordinates) -> f64 {
-        let (phi1, phi2) = (self.latitude.to_radians(), other.latitude.to_radians());
-        let dphi = phi2 - phi1;
-        let dlambda = (other.longitude - self.longitude).to_radians();
-        let a = (dphi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (dlambda / 2.0).sin().powi(2);
-        2.0 * EARTH_RADIUS_M * a.sqrt().asin()
+        geometry::distance_m(*self, *other)
     }
 }
 

@@ -1,4 +1,6 @@
 use dioxus::prelude::*;
+use homeward_shared::Coordinates;
+use homeward_shared::geometry::{self, Coord, TILE_PX};
 
 /// One point on the map: a numbered marker matching the list's number, with its status in words too.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,20 +38,16 @@ pub struct MapModel {
     pub markers: Vec<MapMarker>,
 }
 
-const TILE: f64 = 256.0;
+const TILE: f64 = TILE_PX;
 /// What tile requests say of the page: its origin only, never its path (OpenStreetMap's usage policy
 /// needs a referrer; the rest of the app sends none).
 pub const TILE_REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
 pub const WIDTH: f64 = 340.0;
 pub const HEIGHT: f64 = 240.0;
 
-/// Web Mercator world pixels at `zoom`.
-fn project(latitude: f64, longitude: f64, zoom: u32) -> (f64, f64) {
-    let scale = TILE * f64::from(1u32 << zoom);
-    let lat = latitude.clamp(-85.05, 85.05).to_radians();
-    let x = (longitude + 180.0) / 360.0 * scale;
-    let y = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * scale;
-    (x, y)
+/// Web Mercator world pixels at `zoom` ([`geometry::project`]).
+fn project(point: &MapPoint, zoom: u32) -> Coord {
+    geometry::project(Coordinates { latitude: point.latitude, longitude: point.longitude }, zoom)
 }
 
 /// Fit every point in the view at the closest zoom (3 to 16), centred on them.
@@ -61,17 +59,14 @@ pub fn map_model(tile_url: &str, points: &[MapPoint]) -> Option<MapModel> {
     let zoom = (3..=16u32)
         .rev()
         .find(|&z| {
-            let xy: Vec<(f64, f64)> = points.iter().map(|p| project(p.latitude, p.longitude, z)).collect();
-            let (min_x, max_x) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
-            let (min_y, max_y) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| (a.min(*y), b.max(*y)));
-            max_x - min_x <= WIDTH - 2.0 * margin && max_y - min_y <= HEIGHT - 2.0 * margin
+            geometry::bounds(points.iter().map(|p| project(p, z)))
+                .is_some_and(|b| b.width() <= WIDTH - 2.0 * margin && b.height() <= HEIGHT - 2.0 * margin)
         })
         .unwrap_or(3);
-    let xy: Vec<(f64, f64)> = points.iter().map(|p| project(p.latitude, p.longitude, zoom)).collect();
-    let (min_x, max_x) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
-    let (min_y, max_y) = xy.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, y)| (a.min(*y), b.max(*y)));
-    let left = (min_x + max_x) / 2.0 - WIDTH / 2.0;
-    let top = (min_y + max_y) / 2.0 - HEIGHT / 2.0;
+    let xy: Vec<Coord> = points.iter().map(|p| project(p, zoom)).collect();
+    let (min, max) = geometry::bounds(xy.iter().copied()).map(|b| (b.min(), b.max()))?;
+    let left = (min.x + max.x) / 2.0 - WIDTH / 2.0;
+    let top = (min.y + max.y) / 2.0 - HEIGHT / 2.0;
     let count = 1i64 << zoom;
     let mut tiles = Vec::new();
     let (first_x, last_x) = ((left / TILE).floor() as i64, ((left + WIDTH) / TILE).floor() as i64);
@@ -89,7 +84,7 @@ pub fn map_model(tile_url: &str, points: &[MapPoint]) -> Option<MapModel> {
     let markers = points
         .iter()
         .zip(xy)
-        .map(|(point, (x, y))| MapMarker { x: x - left, y: y - top, point: point.clone() })
+        .map(|(point, Coord { x, y })| MapMarker { x: x - left, y: y - top, point: point.clone() })
         .collect();
     Some(MapModel { width: WIDTH, height: HEIGHT, zoom, tiles, markers })
 }

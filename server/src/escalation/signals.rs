@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use homeward_shared::api::{AlertKind, LocationPing};
-use homeward_shared::{Coordinates, Recipient};
+use homeward_shared::{Coordinates, Recipient, geometry};
 
 use crate::Timestamp;
 use crate::clock::to_millis;
@@ -138,8 +138,8 @@ pub fn ping_notices(visit: Option<Coordinates>, geofence_radius_m: i64, pings: &
     let position = Coordinates { latitude: latest.latitude, longitude: latest.longitude };
     let low_battery = pings.iter().filter_map(|p| p.battery_percent).find(|b| *b < LOW_BATTERY_PERCENT);
     // The fix's accuracy is given the benefit of the doubt: only a clear exit counts.
-    let left_geofence =
-        visit.is_some_and(|visit| visit.distance_m(&position) > geofence_radius_m as f64 + latest.accuracy_m.max(0.0));
+    let left_geofence = visit
+        .is_some_and(|visit| !geometry::within(position, visit, geofence_radius_m as f64 + latest.accuracy_m.max(0.0)));
     Some(PingNotices { position, low_battery, left_geofence })
 }
 

@@ -5,42 +5,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use homeward_shared::api::{NoSignalMark, SignalCell, SignalMap};
+use homeward_shared::geometry::{self, Cell};
 use homeward_shared::{Coordinates, FieldError};
 use uuid::Uuid;
 
 use crate::Timestamp;
-use crate::auth::parse_id;
 use crate::clock::{from_millis, to_millis};
 use crate::db::WriteTx;
+use crate::db::parse_id;
 use crate::error::ApiError;
 
-/// The grid's cells are about this wide and tall.
+/// The grid's cells are about this wide and tall ([`geometry::cell_of`]).
 pub const CELL_SIZE_M: f64 = 200.0;
 /// No ping for this long during a visit is a gap.
 pub const GAP_SECONDS: i64 = 300;
 /// The most pings one map reads: a school's busiest quarter is far below it.
 const MOST_PINGS: i64 = 500_000;
-const METRES_PER_DEGREE: f64 = 111_320.0;
-
-/// The cell a position falls in: rows of equal latitude, columns as wide in metres at that row.
-pub fn cell_of(c: Coordinates) -> (i64, i64) {
-    let row_height = CELL_SIZE_M / METRES_PER_DEGREE;
-    let row = (c.latitude / row_height).floor() as i64;
-    let col = (c.longitude / col_width(row)).floor() as i64;
-    (row, col)
-}
-
-fn col_width(row: i64) -> f64 {
-    let row_height = CELL_SIZE_M / METRES_PER_DEGREE;
-    let centre = ((row as f64 + 0.5) * row_height).to_radians();
-    // Near the poles a cell would be degrees wide; cap it so the arithmetic stays sane.
-    CELL_SIZE_M / (METRES_PER_DEGREE * centre.cos().max(0.01))
-}
-
-pub fn centre_of((row, col): (i64, i64)) -> Coordinates {
-    let row_height = CELL_SIZE_M / METRES_PER_DEGREE;
-    Coordinates { latitude: (row as f64 + 0.5) * row_height, longitude: (col as f64 + 0.5) * col_width(row) }
-}
 
 /// The last fix before each gap of `GAP_SECONDS` or more, from pings sorted by session then time:
 /// (session, position, time).
@@ -77,22 +57,22 @@ pub async fn build(pool: &sqlx::AnyPool, school_id: Uuid, since: Timestamp) -> R
     .bind(to_millis(since))
     .fetch_all(pool)
     .await?;
-    let mut cells: BTreeMap<(i64, i64), Tally> = BTreeMap::new();
+    let mut cells: BTreeMap<Cell, Tally> = BTreeMap::new();
     for (session, at_position, at) in gaps(&pings) {
-        let tally = cells.entry(cell_of(at_position)).or_default();
+        let tally = cells.entry(geometry::cell_of(at_position, CELL_SIZE_M)).or_default();
         tally.gaps += 1;
         tally.sessions.insert(session);
         tally.last_at = tally.last_at.max(at);
     }
     for (latitude, longitude, at) in marks {
-        let tally = cells.entry(cell_of(Coordinates { latitude, longitude })).or_default();
+        let tally = cells.entry(geometry::cell_of(Coordinates { latitude, longitude }, CELL_SIZE_M)).or_default();
         tally.marks += 1;
         tally.last_at = tally.last_at.max(at);
     }
     let mut cells: Vec<SignalCell> = cells
         .into_iter()
         .map(|(cell, t)| {
-            let centre = centre_of(cell);
+            let centre = geometry::cell_centre(cell, CELL_SIZE_M);
             SignalCell {
                 latitude: centre.latitude,
                 longitude: centre.longitude,
@@ -172,10 +152,11 @@ mod tests {
         let a = Coordinates { latitude: 51.50010, longitude: -0.12010 };
         let near = Coordinates { latitude: 51.50012, longitude: -0.12013 };
         let far = Coordinates { latitude: 51.51, longitude: -0.12 };
+        let cell_of = |c| geometry::cell_of(c, CELL_SIZE_M);
         assert_eq!(cell_of(a), cell_of(near));
         assert_ne!(cell_of(a), cell_of(far));
         // The centre of a cell is in that cell, within a cell's width of the point.
-        let centre = centre_of(cell_of(a));
+        let centre = geometry::cell_centre(cell_of(a), CELL_SIZE_M);
         assert_eq!(cell_of(centre), cell_of(a));
         assert!(a.distance_m(&centre) < CELL_SIZE_M);
     }
