@@ -718,7 +718,7 @@ const DOCUMENT: &str = "/api/openapi.json";
 /// The routes `configure` registers, read from its source, so that a route added there without being
 /// added to [`ROUTES`] (and so to this check) fails here.
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let source = include_str!("../../server/src/routes/mod.rs");
+    let source = include_str!("../../../server/src/routes/mod.rs");
     let scope_at = source.find("web::scope(\"").expect("the /api/v1 scope");
     let scope = source[scope_at + "web::scope(\"".len()..].split('"').next().expect("the scope's path");
     source
