@@ -46,7 +46,6 @@ const UPWARD_TODAY: &[&str] = &[
     "store/audit -> notify",
     "store/audit -> state",
     "store/board -> auth",
-    "store/board -> escalation",
     "store/ping_group -> auth",
     "store/ping_group -> escalation",
     "store/pings -> auth",

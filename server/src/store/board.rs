@@ -12,7 +12,7 @@ use crate::auth::AuthUser;
 use crate::clock::from_millis;
 use crate::db::parse_id;
 use crate::error::ApiError;
-use crate::escalation::alerts;
+use crate::store::alerts;
 use crate::store::sessions;
 
 /// The most visits one board shows; a school never has this many out at once.

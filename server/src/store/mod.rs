@@ -1,6 +1,7 @@
 //! SQL, in small named functions per concept. Writes take a [`crate::db::WriteTx`] so a change and its
 //! audit entry commit together or not at all.
 
+pub mod alerts;
 pub mod audit;
 pub mod board;
 pub mod export;

@@ -607,3 +607,12 @@ pub async fn set_approval_decider(tx: &mut WriteTx, id: Uuid, decider: Uuid, at:
         .await?;
     Ok(())
 }
+
+/// The visit has had an alert (it is then kept in the review queue and the figures).
+pub async fn mark_alerted(tx: &mut WriteTx, session_id: Uuid) -> Result<(), ApiError> {
+    sqlx::query("update sessions set has_alert = 1 where session_id = $1")
+        .bind(session_id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
