@@ -27,6 +27,7 @@ mod push_outage;
 mod push_service;
 mod retention;
 mod scale_out;
+mod scheduler_locks;
 mod session_lifecycle;
 mod shared_board;
 mod signals;
