@@ -113,7 +113,6 @@ async fn fire_due_in_batches(state: &AppState, batch_size: i64) -> Result<usize,
             tx.commit().await?;
             return Ok(fired);
         }
-        let mut busy = 0;
         for timer in &batch {
             // An earlier timer in this batch may have cancelled this one (a step after ownership).
             if !timers::still_pending(&mut tx, timer.id).await? {
@@ -124,15 +123,10 @@ async fn fire_due_in_batches(state: &AppState, batch_size: i64) -> Result<usize,
             execute(&mut tx, "savepoint timer").await?;
             let mark = tx.mark();
             match fire(&mut tx, timer, now).await {
-                Ok(Fired::Done) => {
+                Ok(()) => {
                     timers::mark_fired(&mut tx, timer.id, now).await?;
                     execute(&mut tx, "release savepoint timer").await?;
                     fired += 1;
-                }
-                Ok(Fired::VisitBusy) => {
-                    // Left due: it is claimed again once this batch has committed.
-                    execute(&mut tx, "release savepoint timer").await?;
-                    busy += 1;
                 }
                 Err(e) => {
                     execute(&mut tx, "rollback to savepoint timer").await?;
@@ -143,22 +137,7 @@ async fn fire_due_in_batches(state: &AppState, batch_size: i64) -> Result<usize,
             }
         }
         tx.commit().await?;
-        if busy == batch.len() {
-            // Every timer claimed waits on a visit a request is writing: give the request a moment.
-            tokio::time::sleep(VISIT_BUSY_WAIT).await;
-        }
     }
-}
-
-/// How long the scheduler waits before it tries again when every timer it claimed is for a visit a
-/// request holds (milliseconds of real time: the request finishes in real time, whatever the clock).
-const VISIT_BUSY_WAIT: Duration = Duration::from_millis(10);
-
-/// What became of one timer.
-enum Fired {
-    Done,
-    /// Its visit is locked by a request on PostgreSQL: the timer stays due for the next batch.
-    VisitBusy,
 }
 
 async fn execute(tx: &mut WriteTx, sql: &'static str) -> Result<(), ApiError> {
@@ -166,22 +145,9 @@ async fn execute(tx: &mut WriteTx, sql: &'static str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<Fired, ApiError> {
-    let Some(session_id) = timer.session_id else { return Ok(Fired::Done) };
-    let session = match lock_session(tx, session_id).await? {
-        VisitLock::Held(session) => session,
-        VisitLock::Busy => return Ok(Fired::VisitBusy),
-        VisitLock::Gone => return Ok(Fired::Done),
-    };
-    fire_for(tx, timer, &session, now).await.map(|()| Fired::Done)
-}
-
-async fn fire_for(
-    tx: &mut WriteTx,
-    timer: &Timer,
-    session: &sessions::SessionRow,
-    now: Timestamp,
-) -> Result<(), ApiError> {
+async fn fire(tx: &mut WriteTx, timer: &Timer, now: Timestamp) -> Result<(), ApiError> {
+    let Some(session_id) = timer.session_id else { return Ok(()) };
+    let Some(session) = lock_session(tx, session_id).await? else { return Ok(()) };
     match timer.kind {
         TimerKind::SessionDeadline => {
             // The deadline is the session's own, not the timer's `due_at` (a retried timer's is later).
@@ -189,7 +155,7 @@ async fn fire_for(
             let Some(deadline) = session.deadline.filter(|d| *d <= now) else { return Ok(()) };
             // The event is dated when the deadline passed, so a check-in queued before it still wins.
             let event = Event { id: Uuid::new_v4(), at: deadline, kind: EventKind::DeadlineMissed { deadline } };
-            match sessions::record(tx, session, vec![NewEvent { event, source: Source::Server, actor_id: None }], now)
+            match sessions::record(tx, &session, vec![NewEvent { event, source: Source::Server, actor_id: None }], now)
                 .await
             {
                 // The deadline moved or the visit ended in the meantime: nothing to do.
@@ -197,10 +163,10 @@ async fn fire_for(
                 other => other.map(|_| ()),
             }
         }
-        TimerKind::SignalCheck => signals::fire_signal_check(tx, session, now).await,
-        TimerKind::GeofenceFollowUp => signals::fire_geofence_follow_up(tx, session, now).await,
-        TimerKind::MissedStart => signals::fire_missed_start(tx, session, now).await,
-        TimerKind::SafetyNetCheck => safety_net::fire_check(tx, session, now).await,
+        TimerKind::SignalCheck => signals::fire_signal_check(tx, &session, now).await,
+        TimerKind::GeofenceFollowUp => signals::fire_geofence_follow_up(tx, &session, now).await,
+        TimerKind::MissedStart => signals::fire_missed_start(tx, &session, now).await,
+        TimerKind::SafetyNetCheck => safety_net::fire_check(tx, &session, now).await,
         TimerKind::EscalationStep | TimerKind::Repeat | TimerKind::OwnershipTimeout => {
             let Some(alert) = (match timer.alert_id {
                 Some(id) => alerts::lock(tx, id).await?,
@@ -210,43 +176,21 @@ async fn fire_for(
             };
             match timer.kind {
                 TimerKind::EscalationStep => {
-                    alerts::fire_step(tx, alert, session, timer.step_index.unwrap_or(0), now).await
+                    alerts::fire_step(tx, alert, &session, timer.step_index.unwrap_or(0), now).await
                 }
-                TimerKind::Repeat => alerts::fire_repeat(tx, alert, session, now).await,
-                _ => alerts::ownership_timed_out(tx, alert, session, now).await,
+                TimerKind::Repeat => alerts::fire_repeat(tx, alert, &session, now).await,
+                _ => alerts::ownership_timed_out(tx, alert, &session, now).await,
             }
         }
     }
 }
 
-/// A timer's visit, as the scheduler found it.
-enum VisitLock {
-    Held(Box<sessions::SessionRow>),
-    /// A request is writing the visit (PostgreSQL).
-    Busy,
-    Gone,
-}
-
-/// Lock the timer's visit for this batch. On PostgreSQL a visit a request holds is skipped rather
-/// than waited for: the batch holds its claimed timers, and a request recording an event for the
-/// visit moves those very timers, so waiting would deadlock with it (and PostgreSQL would answer one
-/// of them with an error: the worker's panic, perhaps).
-async fn lock_session(tx: &mut WriteTx, id: Uuid) -> Result<VisitLock, ApiError> {
+async fn lock_session(tx: &mut WriteTx, id: Uuid) -> Result<Option<sessions::SessionRow>, ApiError> {
     if tx.backend == Backend::Postgres {
-        let locked: Option<(String,)> =
-            sqlx::query_as("select session_id from sessions where session_id = $1 for update skip locked")
-                .bind(id.to_string())
-                .fetch_optional(tx.conn())
-                .await?;
-        if locked.is_none() {
-            return Ok(match sessions::get(tx.conn(), id).await? {
-                Some(_) => VisitLock::Busy,
-                None => VisitLock::Gone,
-            });
-        }
+        sqlx::query("select session_id from sessions where session_id = $1 for update")
+            .bind(id.to_string())
+            .execute(tx.conn())
+            .await?;
     }
-    Ok(match sessions::get(tx.conn(), id).await? {
-        Some(session) => VisitLock::Held(Box::new(session)),
-        None => VisitLock::Gone,
-    })
+    sessions::get(tx.conn(), id).await
 }

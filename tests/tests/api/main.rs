@@ -27,7 +27,6 @@ mod push_outage;
 mod push_service;
 mod retention;
 mod scale_out;
-mod scheduler_locks;
 mod session_lifecycle;
 mod shared_board;
 mod signals;
